@@ -1,0 +1,6 @@
+"""morphlib: how a classifier would change an image to make it another class.
+
+Phase-based extrapolation of class gradients in a complex steerable pyramid.
+"""
+
+__version__ = "0.1.0"

@@ -1,0 +1,49 @@
+"""What every transform shares: input checks and the padding of odd sizes."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+
+class Transform(Protocol):
+    """An invertible, differentiable linear transform of image batches."""
+
+    def analyze(self, x: Tensor): ...
+
+    def synthesize(self, coeffs) -> Tensor: ...
+
+
+def check_images(x: object, min_size: int = 1) -> Tensor:
+    """Return ``x`` if it is a finite float batch ``(B, C, H, W)``; raise ValueError if not."""
+    if not isinstance(x, Tensor):
+        raise ValueError(f"expected a torch.Tensor of shape (B, C, H, W), got {type(x).__name__}")
+    if x.ndim != 4:
+        raise ValueError(
+            f"expected a 4-d image batch (B, C, H, W), got shape {tuple(x.shape)}; "
+            "add batch/channel axes with x[None] or x[None, None]"
+        )
+    if not x.is_floating_point():
+        raise ValueError(
+            f"expected a floating-point image (float32 or float64), got {x.dtype}; "
+            "convert with x.float() / 255 for 8-bit images"
+        )
+    if x.dtype not in (torch.float32, torch.float64):
+        raise ValueError(f"only float32 and float64 are supported, got {x.dtype}")
+    h, w = x.shape[-2:]
+    if min(h, w) < min_size:
+        raise ValueError(f"image is {h}x{w} pixels; this transform needs at least {min_size} a side")
+    if not torch.isfinite(x).all():
+        raise ValueError("image contains NaN or infinite values")
+    return x
+
+
+def pad_to_even(x: Tensor) -> Tensor:
+    """Reflect-pad the bottom/right edge by one pixel where a side is odd."""
+    pad_h, pad_w = x.shape[-2] % 2, x.shape[-1] % 2
+    if pad_h == 0 and pad_w == 0:
+        return x
+    return F.pad(x, (0, pad_w, 0, pad_h), mode="reflect")

@@ -1,0 +1,324 @@
+"""Complex steerable pyramid (CSP), computed in the frequency domain.
+
+Layout and filters follow Portilla & Simoncelli (2000) as implemented by
+plenoptic/pyrtools ``SteerablePyramidFreq(is_complex=True)``: a real high-pass
+residual, ``levels`` x ``K`` complex (one-sided, analytic) oriented bands, a real
+low-pass residual.  Sub-octave variants (2 or 4 radial filters per octave) follow
+Wadhwa et al. (2013).
+
+Differences from the reference implementations, all by design:
+
+* Filters are evaluated in closed form instead of through lookup tables, so that
+  ``hi^2 + lo^2 == 1`` holds to rounding (the references agree to ~1e-5).
+* Every band is filtered from the (cropped) spectrum of the input directly rather
+  than through the chain of low-pass masks; the products are identical because
+  each earlier low-pass mask is 1 on the support of the later filters.
+* Synthesis is the exact adjoint of analysis (the one-sided filters, conjugated).
+  On coefficients that come from ``analyze`` this equals the references'
+  reconstruction; on edited coefficients it discards the part of each band that
+  leaks into the opposite half-plane, as phase-based motion magnification does.
+* Odd image sizes are reflect-padded to even and cropped back by ``synthesize``.
+* Coefficient scaling: ``tight=False`` reproduces plenoptic's default scaling
+  (coarser bands grow by ~2 per octave); ``tight=True`` reproduces plenoptic's
+  ``tight_frame=True`` (Parseval: coefficient energy equals image energy, with
+  complex bands counted as ``|c|^2``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+
+import torch
+from torch import Tensor
+
+from .base import check_images, pad_to_even
+
+BANDWIDTHS = {"octave": 1, "half-octave": 2, "quarter-octave": 4}
+MIN_SIZE = 16
+
+
+@dataclass
+class PyramidCoeffs:
+    """Coefficients of a :class:`SteerablePyramid`.
+
+    Attributes
+    ----------
+    highpass : Tensor
+        ``(B, C, H', W')`` real high-pass residual (``H', W'`` the even, padded size).
+    bands : list of Tensor
+        One complex tensor ``(B, C, K, h, w)`` per level, finest first.
+    lowpass : Tensor
+        ``(B, C, h, w)`` real low-pass residual.
+    image_size : tuple of int
+        The size of the analysed image, restored by ``synthesize``.
+    """
+
+    highpass: Tensor
+    bands: list[Tensor]
+    lowpass: Tensor
+    image_size: tuple[int, int]
+
+    def map_bands(self, fn: Callable[[int, Tensor], Tensor]) -> PyramidCoeffs:
+        """Return a copy whose level ``i`` band is ``fn(i, band)``; residuals are shared."""
+        return replace(self, bands=[fn(i, b) for i, b in enumerate(self.bands)])
+
+
+@dataclass
+class _Level:
+    octave: int  # index into _Filters.sizes
+    analysis: Tensor  # (K, h, w) real: scale * radial * angular
+    synthesis: Tensor  # (K, h, w) real: the adjoint's mask, divided by scale^2
+
+
+@dataclass
+class _Filters:
+    sizes: list[tuple[int, int]]  # grid size per octave, full size first
+    highpass: Tensor  # (H, W)
+    levels: list[_Level]
+    lowpass_analysis: Tensor  # (h, w) on the last octave's grid
+    lowpass_synthesis: Tensor
+
+
+def _frequencies(size: int, full: int) -> Tensor:
+    """Integer DFT frequencies of a grid of ``size`` cut from one of ``full``, in Nyquist units."""
+    return torch.fft.fftfreq(size, d=1.0 / size, dtype=torch.float64) * (2.0 / full)
+
+
+def _crop_index(size: int, full: int) -> tuple[slice, slice]:
+    """Where the frequencies ``-(size//2) .. (size+1)//2 - 1`` sit in an unshifted spectrum."""
+    pos = (size + 1) // 2
+    neg = size // 2
+    return slice(0, pos), slice(full - neg, full)
+
+
+def _crop(spec: Tensor, size: tuple[int, int]) -> Tensor:
+    """Keep the lowest ``size`` frequencies of an unshifted spectrum (the DFT of a downsampled image)."""
+    full_h, full_w = spec.shape[-2:]
+    if (full_h, full_w) == size:
+        return spec
+    r0, r1 = _crop_index(size[0], full_h)
+    c0, c1 = _crop_index(size[1], full_w)
+    top = torch.cat([spec[..., r0, c0], spec[..., r0, c1]], dim=-1)
+    bottom = torch.cat([spec[..., r1, c0], spec[..., r1, c1]], dim=-1)
+    return torch.cat([top, bottom], dim=-2)
+
+
+def _add_padded(target: Tensor, small: Tensor) -> None:
+    """In place: ``target += zero-padded small`` (the adjoint of :func:`_crop`)."""
+    full_h, full_w = target.shape[-2:]
+    h, w = small.shape[-2:]
+    if (h, w) == (full_h, full_w):
+        target += small
+        return
+    r0, r1 = _crop_index(h, full_h)
+    c0, c1 = _crop_index(w, full_w)
+    p, q = r0.stop, c0.stop
+    target[..., r0, c0] += small[..., :p, :q]
+    target[..., r0, c1] += small[..., :p, q:]
+    target[..., r1, c0] += small[..., p:, :q]
+    target[..., r1, c1] += small[..., p:, q:]
+
+
+def _rcos_high(u: Tensor, position: float, width: float) -> Tensor:
+    """Raised-cosine step in log2-frequency ``u``: 0 below ``position - width``, 1 above ``position``."""
+    t = ((u - position) / width).clamp(-1.0, 0.0)
+    return torch.cos(0.5 * math.pi * t)
+
+
+def _rcos_low(u: Tensor, position: float, width: float) -> Tensor:
+    """The complement of :func:`_rcos_high`: ``high**2 + low**2 == 1`` exactly."""
+    t = ((u - position) / width).clamp(-1.0, 0.0)
+    return torch.sin(-0.5 * math.pi * t)
+
+
+class SteerablePyramid:
+    """Complex steerable pyramid: analysis and synthesis of ``(B, C, H, W)`` batches.
+
+    Parameters
+    ----------
+    scales : int or "auto"
+        Number of octaves; ``"auto"`` uses ``floor(log2(min(H, W))) - 2``, the most the
+        image allows.  A sub-octave pyramid has ``filters_per_octave`` levels per octave.
+    orientations : int, optional
+        Orientations ``K >= 2`` per level (angular filters ``cos^(K-1)``); default 4 for
+        octave bandwidth and 8 for sub-octave bandwidths.
+    bandwidth : {"octave", "half-octave", "quarter-octave"}
+        Radial bandwidth: 1, 2 or 4 filters per octave.
+    downsample : bool
+        Halve each octave's grid (the default) or keep every level at full size.
+    tight : bool
+        Scale coefficients so that the transform is a Parseval tight frame.
+
+    Examples
+    --------
+    >>> import torch
+    >>> x = torch.rand(2, 3, 40, 56, dtype=torch.float64)
+    >>> pyr = SteerablePyramid(orientations=4)
+    >>> c = pyr.analyze(x)
+    >>> [tuple(b.shape) for b in c.bands]
+    [(2, 3, 4, 40, 56), (2, 3, 4, 20, 28), (2, 3, 4, 10, 14)]
+    >>> bool(torch.allclose(pyr.synthesize(c), x, atol=1e-12))
+    True
+    """
+
+    def __init__(
+        self,
+        scales: int | str = "auto",
+        orientations: int | None = None,
+        bandwidth: str = "octave",
+        downsample: bool = True,
+        tight: bool = False,
+    ):
+        if bandwidth not in BANDWIDTHS:
+            raise ValueError(f"bandwidth must be one of {sorted(BANDWIDTHS)}, got {bandwidth!r}")
+        if orientations is None:
+            orientations = 4 if bandwidth == "octave" else 8
+        if isinstance(orientations, bool) or not isinstance(orientations, int) or orientations < 2:
+            raise ValueError(f"orientations must be an integer >= 2, got {orientations!r}")
+        if orientations > 16:
+            raise ValueError(f"orientations must be at most 16, got {orientations}")
+        if scales != "auto" and (isinstance(scales, bool) or not isinstance(scales, int) or scales < 0):
+            raise ValueError(f"scales must be a non-negative integer or 'auto', got {scales!r}")
+        self.scales = scales
+        self.orientations = orientations
+        self.bandwidth = bandwidth
+        self.filters_per_octave = BANDWIDTHS[bandwidth]
+        self.downsample = bool(downsample)
+        self.tight = bool(tight)
+        self._cache: dict[tuple, _Filters] = {}
+
+    def __repr__(self) -> str:
+        return (
+            f"SteerablePyramid(scales={self.scales!r}, orientations={self.orientations}, "
+            f"bandwidth={self.bandwidth!r}, downsample={self.downsample}, tight={self.tight})"
+        )
+
+    # ------------------------------------------------------------------ geometry
+    def num_octaves(self, height: int, width: int) -> int:
+        """Octaves used for an image of this size (raises if ``scales`` is too many)."""
+        most = int(math.floor(math.log2(min(height, width)))) - 2
+        if self.scales == "auto":
+            return most
+        if self.scales > most:
+            raise ValueError(
+                f"a {height}x{width} image allows at most {most} scales, {self.scales} requested; "
+                "use scales='auto' or a larger image"
+            )
+        return self.scales
+
+    def filters(self, height: int, width: int, dtype: torch.dtype, device: torch.device) -> _Filters:
+        """Frequency-domain filters for an even-sized image, cached per shape, dtype and device."""
+        key = (height, width, dtype, torch.device(device))
+        cached = self._cache.get(key)
+        if cached is None:
+            cached = self._build_filters(height, width, dtype, torch.device(device))
+            self._cache[key] = cached
+        return cached
+
+    def _build_filters(self, height: int, width: int, dtype, device) -> _Filters:
+        octaves = self.num_octaves(height, width)
+        n = self.filters_per_octave
+        k = self.orientations
+        order = k - 1
+        width_log = 1.0 / n  # transition width in octaves; spacing == width tiles exactly
+        area = height * width
+
+        sizes = [(height, width)]
+        for _ in range(octaves):
+            h, w = sizes[-1]
+            sizes.append(((h + 1) // 2, (w + 1) // 2) if self.downsample else (h, w))
+
+        # Closed-form angular gain: sum_b c * cos^(2 order) = 1 over the K orientations.
+        const = (2 ** (2 * order)) * math.factorial(order) ** 2 / (k * math.factorial(2 * order))
+        offsets = torch.arange(k, dtype=torch.float64) * math.pi / k
+
+        def grid(size):
+            fy = _frequencies(size[0], height)[:, None]
+            fx = _frequencies(size[1], width)[None, :]
+            radius = torch.sqrt(fx**2 + fy**2)
+            # DC takes its neighbour's radius, as in the references (log of 0 is undefined).
+            radius[0, 0] = 2.0 / width
+            return torch.log2(radius), torch.atan2(fy.expand_as(radius), fx.expand_as(radius))
+
+        def cast(t):
+            return t.to(dtype=dtype, device=device).contiguous()
+
+        log_r0, _ = grid(sizes[0])
+        highpass = _rcos_high(log_r0, 0.0, width_log)
+
+        levels = []
+        for level in range(1, octaves * n + 1):
+            octave = (level - 1) // n
+            log_r, angle = grid(sizes[octave])
+            radial = _rcos_high(log_r, -level / n, width_log) * _rcos_low(log_r, -(level - 1) / n, width_log)
+            angular = (
+                2.0 * math.sqrt(const) * torch.cos(angle[None] - offsets[:, None, None]).clamp(min=0) ** order
+            )
+            mask = radial[None] * angular / math.sqrt(2.0)  # the tight frame's band filter
+            scale = self._band_scale(area, sizes[octave], octave)
+            levels.append(_Level(octave, cast(mask * scale), cast(mask / scale)))
+
+        log_r, _ = grid(sizes[octaves])
+        low = _rcos_low(log_r, -float(octaves), width_log)
+        low_scale = self._lowpass_scale(area, sizes[octaves], octaves)
+        return _Filters(sizes, cast(highpass), levels, cast(low * low_scale), cast(low / low_scale))
+
+    def _band_scale(self, area: int, size: tuple[int, int], octave: int) -> float:
+        if self.tight:
+            return 1.0
+        gain = math.sqrt(area / (size[0] * size[1])) if self.downsample else 2.0**octave
+        return math.sqrt(2.0) * gain
+
+    def _lowpass_scale(self, area: int, size: tuple[int, int], octaves: int) -> float:
+        if self.tight:
+            return 1.0
+        return math.sqrt(area / (size[0] * size[1])) if self.downsample else 2.0**octaves
+
+    # ------------------------------------------------------------------ transform
+    def analyze(self, x: Tensor) -> PyramidCoeffs:
+        """Decompose ``x`` ``(B, C, H, W)`` (float32/float64, at least 16 px a side)."""
+        x = check_images(x, min_size=MIN_SIZE)
+        image_size = tuple(x.shape[-2:])
+        x = pad_to_even(x)
+        f = self.filters(*x.shape[-2:], x.dtype, x.device)
+        spec = torch.fft.fft2(x, norm="ortho")
+        # (-i)^order turns the cosine lobe into the analytic (quadrature) filter.
+        rot = (-1j) ** (self.orientations - 1)
+
+        highpass = torch.fft.ifft2(spec * f.highpass, norm="ortho").real
+        bands = []
+        cropped = None
+        for i, lvl in enumerate(f.levels):
+            if i == 0 or lvl.octave != f.levels[i - 1].octave:
+                cropped = _crop(spec, f.sizes[lvl.octave]) * rot
+            bands.append(torch.fft.ifft2(cropped.unsqueeze(-3) * lvl.analysis, norm="ortho"))
+        low_spec = _crop(spec, f.sizes[-1]) * f.lowpass_analysis
+        lowpass = torch.fft.ifft2(low_spec, norm="ortho").real
+        return PyramidCoeffs(highpass, bands, lowpass, image_size)
+
+    def synthesize(self, coeffs: PyramidCoeffs) -> Tensor:
+        """Reconstruct images from coefficients; the exact inverse of :meth:`analyze`."""
+        highpass = coeffs.highpass
+        f = self.filters(*highpass.shape[-2:], highpass.dtype, highpass.device)
+        if len(coeffs.bands) != len(f.levels):
+            raise ValueError(
+                f"expected {len(f.levels)} band levels for this pyramid, got {len(coeffs.bands)}"
+            )
+        rot = (1j) ** (self.orientations - 1)
+
+        spec = torch.fft.fft2(highpass, norm="ortho") * f.highpass
+        pending = None  # sum of one octave's levels, on that octave's grid
+        for i, (lvl, band) in enumerate(zip(f.levels, coeffs.bands, strict=True)):
+            part = (torch.fft.fft2(band, norm="ortho") * lvl.synthesis).sum(dim=-3)
+            pending = part if pending is None else pending + part
+            last_of_octave = i + 1 == len(f.levels) or f.levels[i + 1].octave != lvl.octave
+            if last_of_octave:
+                _add_padded(spec, pending * rot)
+                pending = None
+        low = torch.fft.fft2(coeffs.lowpass, norm="ortho") * f.lowpass_synthesis
+        _add_padded(spec, low)
+        out = torch.fft.ifft2(spec, norm="ortho").real
+        h, w = coeffs.image_size
+        return out[..., :h, :w]
