@@ -1,0 +1,5 @@
+import sys
+
+from morphlib.cli import main
+
+sys.exit(main())
