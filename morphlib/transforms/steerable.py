@@ -75,7 +75,7 @@ class _Level:
 @dataclass
 class _Filters:
     sizes: list[tuple[int, int]]  # grid size per octave, full size first
-    highpass: Tensor  # (H, W)
+    highpass: Tensor  # (H, W // 2 + 1): applied to the rfft2 half spectrum
     levels: list[_Level]
     lowpass_analysis: Tensor  # (h, w) on the last octave's grid
     lowpass_synthesis: Tensor
@@ -105,13 +105,14 @@ def _crop(spec: Tensor, size: tuple[int, int]) -> Tensor:
     return torch.cat([top, bottom], dim=-2)
 
 
-def _add_padded(target: Tensor, small: Tensor) -> None:
-    """In place: ``target += zero-padded small`` (the adjoint of :func:`_crop`)."""
-    full_h, full_w = target.shape[-2:]
+def _add_padded(target: Tensor | None, small: Tensor, shape: torch.Size) -> Tensor:
+    """``target + zero-padded small`` (the adjoint of :func:`_crop`), in place when ``target`` exists."""
+    full_h, full_w = shape[-2:]
     h, w = small.shape[-2:]
     if (h, w) == (full_h, full_w):
-        target += small
-        return
+        return small if target is None else target.add_(small)
+    if target is None:
+        target = small.new_zeros(*small.shape[:-2], full_h, full_w)
     r0, r1 = _crop_index(h, full_h)
     c0, c1 = _crop_index(w, full_w)
     p, q = r0.stop, c0.stop
@@ -119,6 +120,33 @@ def _add_padded(target: Tensor, small: Tensor) -> None:
     target[..., r0, c1] += small[..., :p, q:]
     target[..., r1, c0] += small[..., p:, :q]
     target[..., r1, c1] += small[..., p:, q:]
+    return target
+
+
+def _scale(z: Tensor, mask: Tensor) -> Tensor:
+    """``z * mask`` for complex ``z`` and real ``mask``, without promoting the mask to complex."""
+    return torch.view_as_complex(torch.view_as_real(z) * mask.unsqueeze(-1))
+
+
+def _mirror_index(n: int, count: int, device) -> Tensor:
+    """Indices of the frequencies ``-0, -1, ..., -(count - 1)`` on a DFT axis of length ``n``."""
+    return (-torch.arange(count, device=device)) % n
+
+
+def _full_spectrum(half: Tensor, width: int) -> Tensor:
+    """The full DFT of a real, even-width image from its ``rfft2`` half (Hermitian symmetry)."""
+    rows = _mirror_index(half.shape[-2], half.shape[-2], half.device)
+    mirrored = half[..., rows, 1 : width // 2].flip(-1).conj()
+    return torch.cat([half, mirrored], dim=-1)
+
+
+def _hermitian_half(spec: Tensor) -> Tensor:
+    """The ``rfft2`` half of the Hermitian part of ``spec``: ``irfft2`` of it is ``ifft2(spec).real``."""
+    h, w = spec.shape[-2:]
+    rows = _mirror_index(h, h, spec.device)
+    cols = _mirror_index(w, w // 2 + 1, spec.device)
+    mirrored = spec[..., rows[:, None], cols].conj()
+    return (spec[..., : w // 2 + 1] + mirrored) * 0.5
 
 
 def _rcos_high(u: Tensor, position: float, width: float) -> Tensor:
@@ -246,7 +274,7 @@ class SteerablePyramid:
             return t.to(dtype=dtype, device=device).contiguous()
 
         log_r0, _ = grid(sizes[0])
-        highpass = _rcos_high(log_r0, 0.0, width_log)
+        highpass = _rcos_high(log_r0, 0.0, width_log)[:, : width // 2 + 1]
 
         levels = []
         for level in range(1, octaves * n + 1):
@@ -283,18 +311,18 @@ class SteerablePyramid:
         image_size = tuple(x.shape[-2:])
         x = pad_to_even(x)
         f = self.filters(*x.shape[-2:], x.dtype, x.device)
-        spec = torch.fft.fft2(x, norm="ortho")
+        half = torch.fft.rfft2(x, norm="ortho")
+        highpass = torch.fft.irfft2(_scale(half, f.highpass), s=x.shape[-2:], norm="ortho")
+        spec = _full_spectrum(half, x.shape[-1])
         # (-i)^order turns the cosine lobe into the analytic (quadrature) filter.
         rot = (-1j) ** (self.orientations - 1)
-
-        highpass = torch.fft.ifft2(spec * f.highpass, norm="ortho").real
         bands = []
         cropped = None
         for i, lvl in enumerate(f.levels):
             if i == 0 or lvl.octave != f.levels[i - 1].octave:
                 cropped = _crop(spec, f.sizes[lvl.octave]) * rot
-            bands.append(torch.fft.ifft2(cropped.unsqueeze(-3) * lvl.analysis, norm="ortho"))
-        low_spec = _crop(spec, f.sizes[-1]) * f.lowpass_analysis
+            bands.append(torch.fft.ifft2(_scale(cropped.unsqueeze(-3), lvl.analysis), norm="ortho"))
+        low_spec = _scale(_crop(spec, f.sizes[-1]), f.lowpass_analysis)
         lowpass = torch.fft.ifft2(low_spec, norm="ortho").real
         return PyramidCoeffs(highpass, bands, lowpass, image_size)
 
@@ -308,17 +336,19 @@ class SteerablePyramid:
             )
         rot = (1j) ** (self.orientations - 1)
 
-        spec = torch.fft.fft2(highpass, norm="ortho") * f.highpass
+        # Bands and the low-pass go into one full spectrum; only its Hermitian part survives
+        # the final real inverse, so the real high-pass joins in the half spectrum.
+        spec = None
         pending = None  # sum of one octave's levels, on that octave's grid
         for i, (lvl, band) in enumerate(zip(f.levels, coeffs.bands, strict=True)):
-            part = (torch.fft.fft2(band, norm="ortho") * lvl.synthesis).sum(dim=-3)
+            part = _scale(torch.fft.fft2(band, norm="ortho"), lvl.synthesis).sum(dim=-3)
             pending = part if pending is None else pending + part
-            last_of_octave = i + 1 == len(f.levels) or f.levels[i + 1].octave != lvl.octave
-            if last_of_octave:
-                _add_padded(spec, pending * rot)
+            if i + 1 == len(f.levels) or f.levels[i + 1].octave != lvl.octave:
+                spec = _add_padded(spec, pending * rot, highpass.shape)
                 pending = None
-        low = torch.fft.fft2(coeffs.lowpass, norm="ortho") * f.lowpass_synthesis
-        _add_padded(spec, low)
-        out = torch.fft.ifft2(spec, norm="ortho").real
+        low = _scale(torch.fft.fft2(coeffs.lowpass, norm="ortho"), f.lowpass_synthesis)
+        spec = _add_padded(spec, low, highpass.shape)
+        half = _hermitian_half(spec) + _scale(torch.fft.rfft2(highpass, norm="ortho"), f.highpass)
+        out = torch.fft.irfft2(half, s=highpass.shape[-2:], norm="ortho")
         h, w = coeffs.image_size
         return out[..., :h, :w]
