@@ -68,16 +68,16 @@ class PyramidCoeffs:
 @dataclass
 class _Level:
     octave: int  # index into _Filters.sizes
-    analysis: Tensor  # (K, h, w) real: scale * radial * angular
-    synthesis: Tensor  # (K, h, w) real: the adjoint's mask, divided by scale^2
+    analysis: Tensor  # (K, h, w, 2) real: scale * radial * angular
+    synthesis: Tensor  # (K, h, w, 2) real: the adjoint's mask, divided by scale^2
 
 
 @dataclass
 class _Filters:
     sizes: list[tuple[int, int]]  # grid size per octave, full size first
-    highpass: Tensor  # (H, W // 2 + 1): applied to the rfft2 half spectrum
+    highpass: Tensor  # (H, W // 2 + 1, 2): applied to the rfft2 half spectrum
     levels: list[_Level]
-    lowpass_analysis: Tensor  # (h, w) on the last octave's grid
+    lowpass_analysis: Tensor  # (h, w, 2) on the last octave's grid
     lowpass_synthesis: Tensor
 
 
@@ -124,8 +124,12 @@ def _add_padded(target: Tensor | None, small: Tensor, shape: torch.Size) -> Tens
 
 
 def _scale(z: Tensor, mask: Tensor) -> Tensor:
-    """``z * mask`` for complex ``z`` and real ``mask``, without promoting the mask to complex."""
-    return torch.view_as_complex(torch.view_as_real(z) * mask.unsqueeze(-1))
+    """``z * mask`` for complex ``z`` and a real mask stored as ``(..., 2)`` (each value twice).
+
+    Multiplying the real view keeps the mask real (no complex cast per call), and the
+    duplicated last axis keeps the innermost loop contiguous, which vectorises.
+    """
+    return torch.view_as_complex(torch.view_as_real(z) * mask)
 
 
 def _mirror_index(n: int, count: int, device) -> Tensor:
@@ -135,9 +139,13 @@ def _mirror_index(n: int, count: int, device) -> Tensor:
 
 def _full_spectrum(half: Tensor, width: int) -> Tensor:
     """The full DFT of a real, even-width image from its ``rfft2`` half (Hermitian symmetry)."""
-    rows = _mirror_index(half.shape[-2], half.shape[-2], half.device)
-    mirrored = half[..., rows, 1 : width // 2].flip(-1).conj()
-    return torch.cat([half, mirrored], dim=-1)
+    q = width // 2
+    full = half.new_empty(*half.shape[:-1], width)
+    full[..., : q + 1] = half
+    # Column -c holds conj of column c at row -r: row 0 maps to itself, rows 1.. reverse.
+    full[..., :1, q + 1 :] = half[..., :1, 1:q].flip(-1).conj()
+    full[..., 1:, q + 1 :] = half[..., 1:, 1:q].flip(-2, -1).conj()
+    return full
 
 
 def _hermitian_half(spec: Tensor) -> Tensor:
@@ -270,8 +278,8 @@ class SteerablePyramid:
             radius[0, 0] = 2.0 / width
             return torch.log2(radius), torch.atan2(fy.expand_as(radius), fx.expand_as(radius))
 
-        def cast(t):
-            return t.to(dtype=dtype, device=device).contiguous()
+        def cast(t):  # a real mask, each value twice (see _scale)
+            return t.to(dtype=dtype, device=device).unsqueeze(-1).expand(*t.shape, 2).contiguous()
 
         log_r0, _ = grid(sizes[0])
         highpass = _rcos_high(log_r0, 0.0, width_log)[:, : width // 2 + 1]
