@@ -1,0 +1,87 @@
+"""Validation of the warp-explained energy E and the success measures (METHOD.md §7)."""
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from morphlib.metrics import apply_warp, driver_success, fit_warp, transfer, warp_explained_energy
+
+
+@pytest.fixture(scope="module")
+def image():
+    """Smooth random colour images with structure at several scales."""
+    gen = torch.Generator().manual_seed(0)
+    x = torch.rand(2, 3, 8, 8, generator=gen, dtype=torch.float64)
+    x = F.interpolate(x, size=(32, 32), mode="bicubic", align_corners=False)
+    x = x + 0.3 * F.avg_pool2d(torch.rand(2, 3, 34, 34, generator=gen, dtype=torch.float64), 3, 1)
+    return (x - x.amin()) / (x.amax() - x.amin())
+
+
+def rotation_flow(b, h, w, degrees):
+    ys, xs = torch.meshgrid(
+        torch.arange(h, dtype=torch.float64) - (h - 1) / 2,
+        torch.arange(w, dtype=torch.float64) - (w - 1) / 2,
+        indexing="ij",
+    )
+    a = math.radians(degrees)
+    flow = torch.stack([xs * math.cos(a) - ys * math.sin(a) - xs, xs * math.sin(a) + ys * math.cos(a) - ys])
+    return flow[None].expand(b, 2, h, w)
+
+
+def known_warps(x):
+    b, _, h, w = x.shape
+    shift = torch.zeros(b, 2, h, w, dtype=torch.float64)
+    shift[:, 0], shift[:, 1] = 1.5, -0.7
+    gen = torch.Generator().manual_seed(1)
+    control = torch.randn(b, 2, 4, 4, generator=gen, dtype=torch.float64)
+    smooth = F.interpolate(control, size=(h, w), mode="bicubic", align_corners=True)
+    return {"translation": shift, "rotation": rotation_flow(b, h, w, 6.0), "deformation": smooth}
+
+
+@pytest.mark.parametrize("kind", ["translation", "rotation", "deformation"])
+def test_small_known_warps_are_explained(image, kind):
+    edited = apply_warp(image, known_warps(image)[kind])
+    assert (warp_explained_energy(image, edited) >= 0.9).all()
+
+
+def test_white_noise_is_not_explained(image):
+    noise = 0.05 * torch.randn(image.shape, generator=torch.Generator().manual_seed(2), dtype=image.dtype)
+    assert (warp_explained_energy(image, image + noise) <= 0.1).all()
+    assert (warp_explained_energy(image, image + noise, gain=True) <= 0.1).all()
+
+
+def test_brightness_needs_the_gain_field(image):
+    brighter = image * 1.2
+    warp_only = warp_explained_energy(image, brighter)
+    with_gain = fit_warp(image, brighter, gain=True)
+    assert (warp_only <= 0.4).all()
+    assert (with_gain.energy >= 0.9).all()
+    assert torch.allclose(
+        with_gain.log_gain.mean(dim=(1, 2, 3)),
+        torch.full((2,), math.log(1.2), dtype=torch.float64),
+        atol=0.02,
+    )
+
+
+def test_identical_images_and_bad_shapes(image):
+    assert torch.equal(warp_explained_energy(image, image), torch.ones(2, dtype=torch.float64))
+    with pytest.raises(ValueError, match="one shape"):
+        warp_explained_energy(image, image[:, :, :16])
+
+
+def test_driver_success_and_transfer():
+    class Fixed(torch.nn.Module):
+        def __init__(self, logits):
+            super().__init__()
+            self.logits = torch.tensor(logits)
+
+        def forward(self, x):
+            return self.logits.expand(x.shape[0], -1)
+
+    x = torch.zeros(3, 3, 8, 8)
+    p = driver_success(Fixed([0.0, math.log(3.0)]), x, 1)
+    assert torch.allclose(p, torch.full((3,), 0.75))
+    verdict = transfer([Fixed([0.0, 1.0]), Fixed([1.0, 0.0])], x, 1)
+    assert verdict.shape == (2, 3) and verdict[0].all() and not verdict[1].any()
