@@ -184,18 +184,30 @@ class EditSpace:
         return {kind: list(params[i * n : (i + 1) * n]) for i, kind in enumerate(self.kinds)}
 
     # ------------------------------------------------------------------ synthesis
-    def change(self, params: Params) -> Tensor:
-        """The image change ``x − x0`` ``(F, C, H, W)`` that ``params`` make (unclipped)."""
+    def coefficient_changes(self, params: Params) -> list[Tensor]:
+        """``c − c0 = c0 · (exp(η + iδ) − 1)`` per level (the spectrum for ``fourier-phase``)."""
         groups = self.split(params)
         if self.family == "pixel":
-            edited_change = groups["pixel"][0]
+            raise ValueError("the pixel family has no transform coefficients")
+        if self.family == "fourier-phase":
+            return [self._spectrum * _exp_minus_one(None, groups["delta"][0] * self._keep)]
+        deltas = groups.get("delta", [None] * len(self._bands))
+        etas = groups.get("eta", [None] * len(self._bands))
+        return [c0 * _exp_minus_one(e, d) for c0, d, e in zip(self._bands, deltas, etas, strict=True)]
+
+    def coefficients(self, params: Params) -> list[Tensor]:
+        """The edited complex coefficients ``c = c0 · exp(η + iδ)`` per level."""
+        return [c0 + dc for c0, dc in zip(self.bands, self.coefficient_changes(params), strict=True)]
+
+    def change(self, params: Params) -> Tensor:
+        """The image change ``x − x0`` ``(F, C, H, W)`` that ``params`` make (unclipped)."""
+        if self.family == "pixel":
+            edited_change = params[0]
         elif self.family == "fourier-phase":
-            factor = _exp_minus_one(None, groups["delta"][0] * self._keep)
-            edited_change = torch.fft.irfft2(self._spectrum * factor, s=self._image_size, norm="ortho")
+            (spectrum_change,) = self.coefficient_changes(params)
+            edited_change = torch.fft.irfft2(spectrum_change, s=self._image_size, norm="ortho")
         else:
-            deltas = groups.get("delta", [None] * len(self._bands))
-            etas = groups.get("eta", [None] * len(self._bands))
-            bands = [c0 * _exp_minus_one(e, d) for c0, d, e in zip(self._bands, deltas, etas, strict=True)]
+            bands = self.coefficient_changes(params)
             frames = bands[0].shape[0]
             c = self._coeffs
 
@@ -230,13 +242,11 @@ class EditSpace:
         """
         if not sigma or not self.has_delta or not self.family.startswith("csp"):
             return params
-        n = len(self._shapes)
         out = list(params)
         for i, band in enumerate(self._bands):
             amplitude = band.abs()
             weight = gaussian_blur(amplitude, sigma).clamp_min(torch.finfo(amplitude.dtype).tiny)
             out[i] = gaussian_blur(amplitude * params[i], sigma) / weight
-        assert len(out) >= n
         return tuple(out)
 
 
