@@ -165,16 +165,24 @@ def default_budget(image: Tensor) -> float:
     return DEFAULT_RMS_BUDGET * math.sqrt(image[0].numel())
 
 
+_PYRAMIDS: dict[tuple, SteerablePyramid] = {}
+
+
 def _make_pyramid(pyramid: dict | SteerablePyramid | None) -> SteerablePyramid:
+    """A SteerablePyramid from settings; shared per settings so that its filter cache is reused."""
     if isinstance(pyramid, SteerablePyramid):
         return pyramid
-    try:
-        return SteerablePyramid(**(pyramid or {}))
-    except TypeError as err:
-        raise ValueError(
-            f"bad pyramid settings {pyramid!r} ({err}); use keys scales, orientations, bandwidth, "
-            "downsample, tight"
-        ) from None
+    settings = dict(pyramid or {})
+    key = tuple(sorted((k, repr(v)) for k, v in settings.items()))
+    if key not in _PYRAMIDS:
+        try:
+            _PYRAMIDS[key] = SteerablePyramid(**settings)
+        except TypeError as err:
+            raise ValueError(
+                f"bad pyramid settings {pyramid!r} ({err}); use keys scales, orientations, bandwidth, "
+                "downsample, tight"
+            ) from None
+    return _PYRAMIDS[key]
 
 
 def _model_device_dtype(model: nn.Module) -> tuple[torch.device, torch.dtype]:
@@ -211,33 +219,38 @@ def _solve_increasing(
 ) -> float:
     """Find ``s > 0`` with ``fn(s) == goal`` to relative tolerance ``rtol``, for ``fn(0) = f0 < goal``.
 
-    ``fn`` is expected to increase from ``s = 0``.  Secant steps from the linear
-    extrapolation, then regula falsi (Illinois) with bisection as a fallback once bracketed.
+    ``fn`` is expected to increase from ``s = 0``, roughly as a power of ``s``.  Until the
+    goal is bracketed, each step fits ``fn(s) − f0 ≈ a·s^p`` through the last two points;
+    once bracketed, regula falsi guarded by bisection.  Typically 2–4 evaluations.
     Raises ValueError when ``goal`` cannot be reached.
     """
     tol = rtol * goal
     lo, f_lo = 0.0, f0
-    s = max(guess, 1e-12)
     hi = f_hi = None
+    prev: tuple[float, float] | None = None
+    s = max(guess, 1e-12)
     for _ in range(100):
         f = fn(s)
         if abs(f - goal) <= tol:
             return s
-        if f < goal:
-            stalled = f <= f_lo * (1 + 1e-6) and s > lo
-            lo, f_lo = s, f
-            if hi is None:
-                if s > 1e6 or (stalled and s > 1e3):
-                    raise ValueError(
-                        f"the L2 budget {goal:.4g} cannot be reached: this edit saturates at about "
-                        f"{f:.4g}; use a smaller budget, another family, or no phase cap"
-                    )
-                slope = (f - f0) / s
-                s = s * 4.0 if slope <= 0 else min(s * 4.0, max(s * 1.05, s + (goal - f) / slope * 1.2))
-                continue
-        else:
+        if f > goal:
             hi, f_hi = s, f
-        # bracketed: regula falsi, guarded by bisection
+        else:
+            if hi is None and (s > 1e6 or (s > 1e3 and f <= f_lo * (1 + 1e-6))):
+                raise ValueError(
+                    f"the L2 budget {goal:.4g} cannot be reached: this edit saturates at about "
+                    f"{f:.4g}; use a smaller budget, another family, or no phase cap"
+                )
+            lo, f_lo = s, f
+        last, prev = prev, (s, f)
+        if hi is None:  # not bracketed: power-law extrapolation, at most x8 per step
+            power = 1.0
+            if last is not None and last[0] != s and last[1] > f0 and f > f0:
+                power = math.log((f - f0) / (last[1] - f0)) / math.log(s / last[0])
+            power = min(max(power, 0.1), 2.0) if math.isfinite(power) else 1.0
+            ratio = (goal - f0) / max(f - f0, 1e-30)
+            s = s * min(ratio ** (1.0 / power), 8.0)
+            continue
         s = lo + (goal - f_lo) * (hi - lo) / (f_hi - f_lo)
         if not lo + 0.02 * (hi - lo) < s < hi - 0.02 * (hi - lo):
             s = 0.5 * (lo + hi)
