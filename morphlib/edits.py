@@ -14,7 +14,7 @@ family             parameters                            image
 
 Residuals (CSP high-pass and low-pass, the DC/Nyquist Fourier phases) are never
 edited.  Because the transforms are linear, the edited image is computed as
-``x0 + T⁻¹(c0 · (exp(η + iδ) − 1))``: zero parameters give back ``x0`` bit for bit,
+``x0 + T⁻¹(c0 · exp(η + iδ) − c0)``: zero parameters give back ``x0`` bit for bit,
 and the reconstruction error of the transform never enters the edit.
 
 Parameters are a tuple of real tensors (one per CSP level, per kind), each with a
@@ -65,16 +65,16 @@ def yiq_to_rgb(x: Tensor) -> Tensor:
     return _mix_channels(x, _YIQ_TO_RGB)
 
 
-def _exp_minus_one(eta: Tensor | None, delta: Tensor | None) -> Tensor:
-    """``exp(η + iδ) − 1`` computed without cancellation for small arguments (either may be None)."""
+def _edit_change(c0: Tensor, eta: Tensor | None, delta: Tensor | None) -> Tensor:
+    """``c0 · (exp(η + iδ) − 1)`` (either of ``η``, ``δ`` may be None); exactly 0 where both are 0.
+
+    Phase edits use ``c0·polar(exp(η), δ) − c0`` (one transcendental pass, the fastest form on
+    CPU); its rounding error is ~1e-7·|c0|, far below anything visible.
+    """
     if delta is None:
-        return torch.complex(torch.expm1(eta), torch.zeros_like(eta))
-    half_sin = torch.sin(0.5 * delta)
-    if eta is None:
-        return torch.complex(-2.0 * half_sin**2, torch.sin(delta))
-    gain = torch.exp(eta)
-    real = torch.expm1(eta) * torch.cos(delta) - 2.0 * half_sin**2
-    return torch.complex(real, gain * torch.sin(delta))
+        return c0 * torch.expm1(eta)
+    gain = torch.ones_like(delta) if eta is None else torch.exp(eta)
+    return c0 * torch.polar(gain, delta) - c0
 
 
 def gaussian_blur(x: Tensor, sigma: float) -> Tensor:
@@ -190,10 +190,10 @@ class EditSpace:
         if self.family == "pixel":
             raise ValueError("the pixel family has no transform coefficients")
         if self.family == "fourier-phase":
-            return [self._spectrum * _exp_minus_one(None, groups["delta"][0] * self._keep)]
+            return [_edit_change(self._spectrum, None, groups["delta"][0] * self._keep)]
         deltas = groups.get("delta", [None] * len(self._bands))
         etas = groups.get("eta", [None] * len(self._bands))
-        return [c0 * _exp_minus_one(e, d) for c0, d, e in zip(self._bands, deltas, etas, strict=True)]
+        return [_edit_change(c0, e, d) for c0, d, e in zip(self._bands, deltas, etas, strict=True)]
 
     def coefficients(self, params: Params) -> list[Tensor]:
         """The edited complex coefficients ``c = c0 · exp(η + iδ)`` per level."""
