@@ -1,6 +1,8 @@
-"""Small classifiers for the engine tests: the bundled zoo models when present, else trained here.
+"""Classifiers for the engine tests: the bundled zoo models, or small ones trained here.
 
-Training is seeded and takes a few seconds on a CPU; each model is trained once per session.
+:func:`bundled_or_trained` returns the bundled zoo model when its weights are present and
+otherwise a :class:`TinyCNN` trained on the same data set (seeded, a few seconds on a CPU,
+once per session), so that the engine tests run before the zoo's weights exist.
 """
 
 from __future__ import annotations
@@ -55,3 +57,15 @@ def trained_model(dataset: str, n_train: int = 1200) -> TinyCNN:
             loss.backward()
             opt.step()
     return model.eval()
+
+
+@functools.cache
+def bundled_or_trained(model_id: str) -> tuple[torch.nn.Module, str]:
+    """``(model, where)``: zoo model ``model_id`` if loadable, else a TinyCNN on its data set."""
+    from morphlib.zoo import load
+
+    try:
+        return load(model_id), "bundled"
+    except ValueError:
+        dataset = model_id.split("-")[0]
+        return trained_model(dataset), "trained in the test"
