@@ -61,6 +61,7 @@ class TrainConfig:
     lr: float = 3e-3
     weight_decay: float = 5e-4
     seed: int = 0
+    init: str | None = None
 
     def __post_init__(self) -> None:
         if self.dataset not in data.DATASETS:
@@ -77,6 +78,17 @@ def build(arch: str, num_classes: int) -> nn.Module:
     """A freshly initialised network of architecture ``arch`` (see :data:`ARCHITECTURES`)."""
     name, kwargs = ARCHITECTURES[arch]
     return timm.create_model(name, num_classes=num_classes, **kwargs)
+
+
+def _initial(config: TrainConfig, num_classes: int) -> nn.Module:
+    """The network saved in ``config.init`` (a folder :func:`save` wrote), to train further."""
+    from morphlib.zoo.loaders import load_timm_folder
+
+    net = load_timm_folder(Path(config.init), num_classes).float()
+    expected = ARCHITECTURES[config.arch][0]
+    if net.pretrained_cfg.get("architecture") != expected:
+        raise ValueError(f"--init {config.init} is not a {config.arch} ({expected}) model")
+    return net
 
 
 def _shift(images: torch.Tensor, generator: torch.Generator, pad: int = 3) -> torch.Tensor:
@@ -109,7 +121,7 @@ def train(config: TrainConfig, log: Callable[[str], object] = print) -> nn.Seque
     generator = torch.Generator().manual_seed(config.seed)
     images, labels, names = data.load(config.dataset, "train", n=config.n_train, seed=config.seed)
     side = data.IMAGE_SIZE[config.dataset]
-    net = build(config.arch, len(names))
+    net = build(config.arch, len(names)) if config.init is None else _initial(config, len(names))
     model = nn.Sequential(Preprocess((side, side), MEAN, STD), net)
     optimiser = torch.optim.AdamW(net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     steps_per_epoch = -(-len(images) // config.batch_size)
@@ -197,6 +209,8 @@ def run(args: argparse.Namespace) -> int:
         epochs=args.epochs,
         n_train=args.n_train,
         seed=args.seed,
+        lr=args.lr,
+        init=args.init,
     )
     model = train(config)
     metrics = evaluate(model, config)
@@ -224,5 +238,7 @@ def add_command(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--epochs", type=int, help="passes over the training set (default: per data set)")
     p.add_argument("--n-train", type=int, help="training images (default: per data set)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--lr", type=float, default=TrainConfig.lr, help="peak learning rate (one-cycle schedule)")
+    p.add_argument("--init", metavar="FOLDER", help="start from a saved model (to fine-tune it)")
     p.add_argument("--out", help="output folder (default: assets/<dataset>-<role>[-robust])")
     p.set_defaults(func=run)
