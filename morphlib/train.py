@@ -19,6 +19,7 @@ import argparse
 import copy
 import json
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -39,7 +40,7 @@ ARCHITECTURES: dict[str, tuple[str, dict]] = {
 #: Normalisation applied in front of every bundled network.
 MEAN, STD = (0.5, 0.5, 0.5), (0.25, 0.25, 0.25)
 #: Training length per data set (digits is small, so it gets more passes).
-DEFAULT_EPOCHS: dict[str, int] = {"shapes": 6, "orientation": 4, "digits": 30}
+DEFAULT_EPOCHS: dict[str, int] = {"shapes": 12, "orientation": 6, "digits": 30}
 #: L2 radius (in [0, 1] pixel units) at which robustness is measured when not trained for.
 DEFAULT_EPS: dict[str, float] = {"shapes": 1.0, "orientation": 1.0, "digits": 1.0}
 EVAL_SIZE = 500
@@ -60,6 +61,7 @@ class TrainConfig:
     lr: float = 3e-3
     weight_decay: float = 5e-4
     seed: int = 0
+    init: str | None = None
 
     def __post_init__(self) -> None:
         if self.dataset not in data.DATASETS:
@@ -76,6 +78,17 @@ def build(arch: str, num_classes: int) -> nn.Module:
     """A freshly initialised network of architecture ``arch`` (see :data:`ARCHITECTURES`)."""
     name, kwargs = ARCHITECTURES[arch]
     return timm.create_model(name, num_classes=num_classes, **kwargs)
+
+
+def _initial(config: TrainConfig, num_classes: int) -> nn.Module:
+    """The network saved in ``config.init`` (a folder :func:`save` wrote), to train further."""
+    from morphlib.zoo.loaders import load_timm_folder
+
+    net = load_timm_folder(Path(config.init), num_classes).float()
+    expected = ARCHITECTURES[config.arch][0]
+    if net.pretrained_cfg.get("architecture") != expected:
+        raise ValueError(f"--init {config.init} is not a {config.arch} ({expected}) model")
+    return net
 
 
 def _shift(images: torch.Tensor, generator: torch.Generator, pad: int = 3) -> torch.Tensor:
@@ -96,21 +109,19 @@ def accuracy(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, batch
     return correct / len(images)
 
 
-def train(config: TrainConfig, log=print) -> tuple[nn.Module, dict]:
-    """Train a classifier as ``config`` says.
+def train(config: TrainConfig, log: Callable[[str], object] = print) -> nn.Sequential:
+    """Train a classifier as ``config`` says, logging progress once per epoch.
 
     Returns
     -------
-    model : nn.Module
-        ``Preprocess`` followed by the network, in eval mode (``model[1]`` is the network).
-    metrics : dict
-        Clean and robust test accuracy, and the run's settings.
+    nn.Sequential
+        ``Preprocess`` followed by the network (``model[1]``), in eval mode.
     """
     torch.manual_seed(config.seed)
     generator = torch.Generator().manual_seed(config.seed)
     images, labels, names = data.load(config.dataset, "train", n=config.n_train, seed=config.seed)
     side = data.IMAGE_SIZE[config.dataset]
-    net = build(config.arch, len(names))
+    net = build(config.arch, len(names)) if config.init is None else _initial(config, len(names))
     model = nn.Sequential(Preprocess((side, side), MEAN, STD), net)
     optimiser = torch.optim.AdamW(net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     steps_per_epoch = -(-len(images) // config.batch_size)
@@ -128,6 +139,8 @@ def train(config: TrainConfig, log=print) -> tuple[nn.Module, dict]:
         eps = config.robust_eps * min(1.0, (epoch + 1) / max(1, config.epochs // 2))
         order = torch.randperm(len(images), generator=generator)
         for batch in order.split(config.batch_size):
+            if len(batch) < 2:  # batch norm cannot train on a single image
+                continue
             x, y = _shift(images[batch], generator), labels[batch]
             if eps > 0:
                 model.eval()  # attack the model as it will be used, without updating BN statistics
@@ -146,12 +159,7 @@ def train(config: TrainConfig, log=print) -> tuple[nn.Module, dict]:
             f"train accuracy {correct / len(images):.3f}  ({time.time() - start:.0f} s)"
         )
     model.eval()
-    metrics = evaluate(model, config)
-    log(
-        f"test accuracy {metrics['clean_accuracy']:.4f}  robust accuracy (L2 PGD eps={metrics['eval_eps']}, "
-        f"{EVAL_PGD_STEPS} steps) {metrics['robust_accuracy']:.4f}"
-    )
-    return model, metrics
+    return model
 
 
 def evaluate(model: nn.Module, config: TrainConfig) -> dict:
@@ -201,8 +209,15 @@ def run(args: argparse.Namespace) -> int:
         epochs=args.epochs,
         n_train=args.n_train,
         seed=args.seed,
+        lr=args.lr,
+        init=args.init,
     )
-    model, metrics = train(config)
+    model = train(config)
+    metrics = evaluate(model, config)
+    print(
+        f"test accuracy {metrics['clean_accuracy']:.4f}  robust accuracy (L2 PGD eps={metrics['eval_eps']}, "
+        f"{EVAL_PGD_STEPS} steps) {metrics['robust_accuracy']:.4f}"
+    )
     out = Path(args.out) if args.out else Path("assets") / _default_name(config)
     save(model, metrics, out, config)
     print(f"wrote {out}/model.safetensors, config.json, metrics.json")
@@ -223,5 +238,7 @@ def add_command(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--epochs", type=int, help="passes over the training set (default: per data set)")
     p.add_argument("--n-train", type=int, help="training images (default: per data set)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--lr", type=float, default=TrainConfig.lr, help="peak learning rate (one-cycle schedule)")
+    p.add_argument("--init", metavar="FOLDER", help="start from a saved model (to fine-tune it)")
     p.add_argument("--out", help="output folder (default: assets/<dataset>-<role>[-robust])")
     p.set_defaults(func=run)
