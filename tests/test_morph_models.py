@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from _morph_models import bundled_or_trained
+from _morph_models import bundled
 
 from morphlib import morph
 from morphlib.data import load as load_data
@@ -34,7 +34,7 @@ def pairs(dataset: str, n: int) -> list[tuple[torch.Tensor, int, int]]:
 @pytest.mark.parametrize(("model_id", "budget", "n"), SUCCESS_CASES)
 @pytest.mark.parametrize("family", FAMILIES)
 def test_target_probability_rises_for_nine_in_ten_pairs(model_id, budget, n, family):
-    model, _ = bundled_or_trained(model_id)
+    model = bundled(model_id)
     rises = []
     for image, _, target in pairs(model_id.split("-")[0], n):
         r = morph(model, image, target, family=family, frames=3, budget=budget)
@@ -43,7 +43,7 @@ def test_target_probability_rises_for_nine_in_ten_pairs(model_id, budget, n, fam
 
 
 def test_step_local_beats_frozen_at_the_same_budget():
-    model, _ = bundled_or_trained("orientation-cnn")
+    model = bundled("orientation-cnn")
     budget, frozen, local = 4.0, [], []
     for image, _, target in pairs("orientation", 6):
         kwargs = dict(family="csp-phase", frames=6, budget=budget, progress=False)
@@ -90,7 +90,7 @@ def test_structure_orientation_matches_the_labels():
 
 def orientation_morphs(family: str, n: int = 8, budget: float = 4.0):
     """Frozen morphs of ``n`` orientation test images toward the next orientation (45 degrees on)."""
-    model, _ = bundled_or_trained("orientation-cnn-robust")
+    model = bundled("orientation-cnn-robust")
     images, labels, names = load_data("orientation", split="test", n=n, seed=0)
     for image, label in zip(images, labels.tolist(), strict=True):
         target = (label + 1) % 4
