@@ -4,3 +4,7 @@ Phase-based extrapolation of class gradients in a complex steerable pyramid.
 """
 
 __version__ = "0.1.0"
+
+from .morph import Gradient, MorphResult, gradient, morph  # noqa: E402
+
+__all__ = ["Gradient", "MorphResult", "gradient", "morph"]

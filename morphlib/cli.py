@@ -11,7 +11,7 @@ import importlib
 import sys
 
 # Modules that provide commands, in the order ``--help`` lists them.
-COMMAND_MODULES: tuple[str, ...] = ()
+COMMAND_MODULES: tuple[str, ...] = ("morphlib.morph_cli", "morphlib.train")
 
 
 def build_parser() -> argparse.ArgumentParser:

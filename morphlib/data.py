@@ -1,0 +1,237 @@
+"""Small labelled image sets whose class-defining factor is known.
+
+Three data sets serve the bundled models, the tests and the app:
+
+* ``shapes``: a filled shape (circle, square, triangle, cross, star) of random
+  position, size, rotation and colour on a textured background; class = shape.
+* ``orientation``: a windowed sinusoidal grating of random position, frequency,
+  phase and colour on a noisy background; class = orientation (0, 45, 90 or 135
+  degrees, give or take a few degrees).
+* ``digits``: the 1797 handwritten digits that scikit-learn ships (8x8, from the
+  UCI optical recognition data set), upsampled to 32x32 and repeated to RGB.
+
+Every set is generated (or split) from a seed, so the same call always returns
+the same images, and the ``train`` and ``test`` splits never share an image.
+
+Examples
+--------
+>>> images, labels, names = load("shapes", split="test", n=4, seed=0)
+>>> images.shape, images.dtype, labels.dtype, names[0]
+(torch.Size([4, 3, 64, 64]), torch.float32, torch.int64, 'circle')
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+SHAPES: tuple[str, ...] = ("circle", "square", "triangle", "cross", "star")
+ORIENTATIONS: tuple[int, ...] = (0, 45, 90, 135)
+
+#: Image side in pixels, per data set.
+IMAGE_SIZE: dict[str, int] = {"shapes": 64, "orientation": 64, "digits": 32}
+#: Class names, per data set.
+LABEL_NAMES: dict[str, list[str]] = {
+    "shapes": list(SHAPES),
+    "orientation": [f"{a} degrees" for a in ORIENTATIONS],
+    "digits": [str(d) for d in range(10)],
+}
+#: Images per split when ``n`` is not given (digits: the whole split).
+DEFAULT_SIZE: dict[str, dict[str, int]] = {
+    "shapes": {"train": 4000, "test": 1000},
+    "orientation": {"train": 4000, "test": 1000},
+}
+DATASETS: tuple[str, ...] = tuple(IMAGE_SIZE)
+SPLITS: tuple[str, ...] = ("train", "test")
+DIGITS_TEST_FRACTION = 0.2
+
+
+def load(
+    name: str, split: str = "train", n: int | None = None, seed: int = 0
+) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
+    """Return a seeded split of a data set.
+
+    Parameters
+    ----------
+    name : str
+        One of :data:`DATASETS`.
+    split : {"train", "test"}
+        Which split; the two never overlap for a given ``seed``.
+    n : int, optional
+        Number of images (default: :data:`DEFAULT_SIZE`, or the whole digits split).
+    seed : int
+        Seed of the generator (synthetic sets) or of the split (digits).
+
+    Returns
+    -------
+    images : torch.Tensor
+        ``(N, 3, H, W)`` float32 in ``[0, 1]``.
+    labels : torch.Tensor
+        ``(N,)`` int64 class indices.
+    label_names : list of str
+        Class names, indexed by label.
+    """
+    if name not in IMAGE_SIZE:
+        raise ValueError(f"unknown data set {name!r}; known: {', '.join(DATASETS)}")
+    if split not in SPLITS:
+        raise ValueError(f"unknown split {split!r}; use 'train' or 'test'")
+    if n is not None and n < 1:
+        raise ValueError(f"n must be a positive number of images, got {n}")
+    if name == "digits":
+        images, labels = _digits(split, n, seed)
+    else:
+        n = DEFAULT_SIZE[name][split] if n is None else n
+        # Independent streams per (data set, split, seed): the splits cannot share an image.
+        stream = np.random.SeedSequence([seed, SPLITS.index(split), DATASETS.index(name)])
+        rng = np.random.default_rng(stream)
+        draw = _GENERATORS[name]
+        labels = rng.integers(0, len(LABEL_NAMES[name]), size=n)
+        images = np.stack([draw(int(c), rng, IMAGE_SIZE[name]) for c in labels])
+    return (
+        torch.from_numpy(np.ascontiguousarray(images, dtype=np.float32)),
+        torch.from_numpy(np.asarray(labels, dtype=np.int64)),
+        list(LABEL_NAMES[name]),
+    )
+
+
+# --------------------------------------------------------------------------- shapes
+
+
+def _polygon(shape: str) -> np.ndarray:
+    """Vertices ``(V, 2)`` of a unit-sized shape centred on the origin."""
+    if shape == "circle":
+        t = np.linspace(0, 2 * np.pi, 40, endpoint=False)
+        return np.stack([np.cos(t), np.sin(t)], 1)
+    if shape == "square":
+        s = 0.85
+        return np.array([[-s, -s], [s, -s], [s, s], [-s, s]])
+    if shape == "triangle":
+        t = np.pi / 2 + 2 * np.pi * np.arange(3) / 3
+        return np.stack([np.cos(t), np.sin(t)], 1) * 1.1
+    if shape == "cross":
+        a, b = 1.0, 0.33
+        return np.array(
+            [
+                [-b, -a],
+                [b, -a],
+                [b, -b],
+                [a, -b],
+                [a, b],
+                [b, b],
+                [b, a],
+                [-b, a],
+                [-b, b],
+                [-a, b],
+                [-a, -b],
+                [-b, -b],
+            ]
+        )
+    if shape == "star":
+        t = np.pi / 2 + np.pi * np.arange(10) / 5
+        r = np.where(np.arange(10) % 2 == 0, 1.1, 0.45)
+        return np.stack([r * np.cos(t), r * np.sin(t)], 1)
+    raise ValueError(f"unknown shape {shape!r}")
+
+
+def _inside(points: np.ndarray, poly: np.ndarray) -> np.ndarray:
+    """Even-odd rule: which of ``points`` (N, 2) lie inside the polygon ``poly`` (V, 2)."""
+    x, y = points[:, :1], points[:, 1:]
+    x0, y0 = poly[:, 0], poly[:, 1]
+    x1, y1 = np.roll(x0, -1), np.roll(y0, -1)
+    crosses = (y0 > y) != (y1 > y)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        x_cross = x0 + (y - y0) * (x1 - x0) / (y1 - y0)
+    return (crosses & (x < x_cross)).sum(1) % 2 == 1
+
+
+def _texture(rng: np.random.Generator, size: int) -> np.ndarray:
+    """A smooth random RGB background ``(3, size, size)``: low-pass noise plus faint stripes."""
+    base = rng.uniform(0.15, 0.85, size=(3, 1, 1))
+    coarse = torch.from_numpy(rng.normal(0, 1, size=(1, 3, 6, 6)))
+    noise = F.interpolate(coarse, size=(size, size), mode="bicubic", align_corners=False)[0].numpy()
+    yy, xx = np.mgrid[0:size, 0:size] / size
+    angle, freq = rng.uniform(0, np.pi), rng.uniform(3, 8)
+    stripes = np.sin(2 * np.pi * freq * (xx * np.cos(angle) + yy * np.sin(angle)))
+    return base + 0.08 * noise + 0.05 * stripes * rng.uniform(0, 1, size=(3, 1, 1))
+
+
+def _contrasting_colour(background: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A random colour at least a fixed distance from the background's mean colour."""
+    mean = background.reshape(3, -1).mean(1)
+    for _ in range(100):
+        colour = rng.uniform(0, 1, size=3)
+        if np.linalg.norm(colour - mean) > 0.45:
+            return colour
+    return 1.0 - mean
+
+
+def _draw_shape(label: int, rng: np.random.Generator, size: int, supersample: int = 2) -> np.ndarray:
+    background = _texture(rng, size)
+    colour = _contrasting_colour(background, rng)
+    radius = rng.uniform(0.17, 0.3) * size
+    centre = rng.uniform(radius + 2, size - radius - 2, size=2)
+    angle = rng.uniform(0, 2 * np.pi)
+    rotation = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+    poly = _polygon(SHAPES[label]) @ rotation.T * radius + centre
+    # Coverage of each pixel by the shape, from a supersampled grid inside the shape's bounding box.
+    lo = np.clip(np.floor(poly.min(0)).astype(int), 0, size)
+    hi = np.clip(np.ceil(poly.max(0)).astype(int) + 1, 0, size)
+    offsets = (np.arange(supersample) + 0.5) / supersample
+    sub_x = (np.arange(lo[0], hi[0])[:, None] + offsets).ravel()
+    sub_y = (np.arange(lo[1], hi[1])[:, None] + offsets).ravel()
+    ys, xs = np.meshgrid(sub_y, sub_x, indexing="ij")
+    inside = _inside(np.stack([xs.ravel(), ys.ravel()], 1), poly)
+    h, w = hi[1] - lo[1], hi[0] - lo[0]
+    alpha = np.zeros((size, size))
+    alpha[lo[1] : hi[1], lo[0] : hi[0]] = inside.reshape(h, supersample, w, supersample).mean((1, 3))
+    image = background * (1 - alpha) + colour[:, None, None] * alpha
+    return np.clip(image, 0, 1)
+
+
+# --------------------------------------------------------------------- orientation
+
+
+def _draw_grating(label: int, rng: np.random.Generator, size: int) -> np.ndarray:
+    angle = np.deg2rad(ORIENTATIONS[label] + rng.uniform(-8, 8))
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float64)
+    centre = rng.uniform(0.35 * size, 0.65 * size, size=2)
+    sigma = rng.uniform(0.16, 0.26) * size
+    period = rng.uniform(6, 12)
+    # Orientation = direction of the stripes; the carrier varies across them.
+    across = -(xx - centre[0]) * np.sin(angle) + (yy - centre[1]) * np.cos(angle)
+    carrier = np.cos(2 * np.pi * across / period + rng.uniform(0, 2 * np.pi))
+    window = np.exp(-((xx - centre[0]) ** 2 + (yy - centre[1]) ** 2) / (2 * sigma**2))
+    grey = rng.uniform(0.3, 0.7)
+    colour = rng.uniform(-1, 1, size=(3, 1, 1))
+    colour = colour / max(np.abs(colour).max(), 1e-3) * rng.uniform(0.25, 0.35)
+    noise = rng.normal(0, 0.04, size=(3, size, size))
+    return np.clip(grey + colour * carrier * window + noise, 0, 1)
+
+
+# -------------------------------------------------------------------------- digits
+
+
+def _digits(split: str, n: int | None, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    from sklearn.datasets import load_digits  # the data ships inside scikit-learn: no download
+
+    digits = load_digits()
+    order = np.random.default_rng(seed).permutation(len(digits.target))
+    n_test = int(round(DIGITS_TEST_FRACTION * len(order)))
+    chosen = order[:n_test] if split == "test" else order[n_test:]
+    if n is not None:
+        if n > len(chosen):
+            raise ValueError(f"the digits {split} split has {len(chosen)} images; asked for {n}")
+        chosen = chosen[:n]
+    small = torch.from_numpy(digits.images[chosen] / 16.0).float()[:, None]
+    side = IMAGE_SIZE["digits"]
+    big = F.interpolate(small, size=(side, side), mode="bicubic", align_corners=False).clamp(0, 1)
+    return big.repeat(1, 3, 1, 1).numpy(), digits.target[chosen]
+
+
+_GENERATORS: dict[str, Callable[[int, np.random.Generator, int], np.ndarray]] = {
+    "shapes": _draw_shape,
+    "orientation": _draw_grating,
+}

@@ -1,0 +1,120 @@
+"""``python -m morphlib morph IMAGE --model ID --target CLASS``: morph an image, print and save it.
+
+IMAGE is an image file (PNG, JPEG, ...) or ``data:SET:INDEX`` for image ``INDEX`` of the test
+split (seed 0) of one of :mod:`morphlib.data`'s sets, e.g. ``data:orientation:3``.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import torch
+
+from .edits import FAMILIES
+from .morph import REGIMES, morph
+from .objectives import LOSSES
+from .transforms import BANDWIDTHS
+
+
+def read_image(spec: str) -> torch.Tensor:
+    """An image ``(3, H, W)`` in ``[0, 1]`` from a file path or ``data:SET:INDEX``."""
+    if spec.startswith("data:"):
+        parts = spec.split(":")
+        if len(parts) != 3 or not parts[2].isdigit():
+            raise ValueError(f"expected data:SET:INDEX (e.g. data:orientation:3), got {spec!r}")
+        from .data import load as load_data
+
+        index = int(parts[2])
+        images, _, _ = load_data(parts[1], split="test", n=index + 1, seed=0)
+        return images[index]
+    path = Path(spec)
+    if not path.is_file():
+        raise ValueError(f"no image file {spec!r}; give a PNG/JPEG path or data:SET:INDEX")
+    import numpy as np
+    from PIL import Image
+
+    with Image.open(path) as im:
+        array = np.asarray(im.convert("RGB"), dtype=np.float32) / 255.0
+    return torch.from_numpy(array).permute(2, 0, 1).contiguous()
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+    return value
+
+
+def add_command(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "morph",
+        help="morph an image toward a class and save the renders",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("image", help="image file, or data:SET:INDEX (a test image of a bundled data set)")
+    p.add_argument("--model", required=True, help="zoo model id (see zoo.yaml), e.g. digits-cnn")
+    p.add_argument("--target", required=True, help="target class: label name or index")
+    p.add_argument("--source", default=None, help="source class (default: the model's top-1)")
+    p.add_argument("--family", default="csp-phase", choices=FAMILIES)
+    p.add_argument("--regime", default="frozen", choices=REGIMES)
+    p.add_argument("--frames", type=int, default=16)
+    strength = p.add_mutually_exclusive_group()
+    strength.add_argument(
+        "--budget", type=_positive_float, help="L2 distance of the last frame from the input"
+    )
+    strength.add_argument("--alpha", type=float, help="amplification of the last frame (normalised units)")
+    p.add_argument("--loss", default="nll", choices=LOSSES)
+    p.add_argument("--luma-only", action="store_true", help="edit only the YIQ luma, keep the chroma")
+    p.add_argument("--phase-cap", type=_positive_float, help="largest phase increment, radians")
+    p.add_argument("--smooth-sigma", type=_positive_float, help="amplitude-weighted smoothing of the phase")
+    p.add_argument("--orientations", type=int, default=None, help="CSP orientations")
+    p.add_argument("--bandwidth", default="octave", choices=sorted(BANDWIDTHS))
+    p.add_argument("--scales", default="auto", help="CSP octaves, or auto")
+    p.add_argument("--out", type=Path, help="directory for frames, GIF, MP4, contact sheet, plot, JSON")
+    p.add_argument("--no-video", action="store_true", help="skip the MP4")
+    p.add_argument("--fps", type=float, default=8.0)
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from .zoo import load
+
+    image = read_image(args.image)
+    model = load(args.model)
+    scales = args.scales if args.scales == "auto" else int(args.scales)
+    pyramid = dict(scales=scales, orientations=args.orientations, bandwidth=args.bandwidth)
+    target = int(args.target) if args.target.isdigit() and not _is_label(model, args.target) else args.target
+    result = morph(
+        model,
+        image,
+        target,
+        family=args.family,
+        regime=args.regime,
+        frames=args.frames,
+        budget=args.budget,
+        alpha=args.alpha,
+        loss=args.loss,
+        luma_only=args.luma_only,
+        phase_cap=args.phase_cap,
+        smooth_sigma=args.smooth_sigma,
+        pyramid=pyramid,
+        source=args.source,
+    )
+    p = result.params
+    print(
+        f"{args.model}: {result.labels[result.source]} -> {result.labels[result.target]}  "
+        f"family={p['family']} regime={p['regime']} loss={p['loss']} "
+        f"alpha_max={p['alpha_max']:.4g} L2={float(result.l2[-1]):.4g}"
+    )
+    print(result.table())
+    if args.out is not None:
+        paths = result.save(args.out, fps=args.fps, video=not args.no_video)
+        print(f"wrote {', '.join(sorted(k for k in paths))} to {args.out}")
+    return 0
+
+
+def _is_label(model: torch.nn.Module, text: str) -> bool:
+    labels = getattr(model, "labels", None) or []
+    return text.lower() in (str(name).lower() for name in labels)

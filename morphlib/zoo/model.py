@@ -1,0 +1,97 @@
+"""The model the rest of morphlib sees: ``[0, 1]`` RGB pixels in, logits out."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+if TYPE_CHECKING:
+    from morphlib.zoo.manifest import ZooEntry
+
+
+class Preprocess(nn.Module):
+    """Differentiable resize to the network's input size, then per-channel normalisation.
+
+    Gradients flow through both steps, so they reach the caller's original pixels.
+
+    Parameters
+    ----------
+    input_size : (int, int)
+        ``(H, W)`` the network expects; inputs of another size are resized
+        (bilinear, antialiased when shrinking).
+    mean, std : sequence of 3 floats
+        ``(x - mean) / std`` per RGB channel.
+    """
+
+    def __init__(self, input_size: Sequence[int], mean: Sequence[float], std: Sequence[float]) -> None:
+        super().__init__()
+        self.input_size = (int(input_size[0]), int(input_size[1]))
+        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1))
+        self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if tuple(x.shape[-2:]) != self.input_size:
+            shrinking = x.shape[-2] > self.input_size[0] or x.shape[-1] > self.input_size[1]
+            x = F.interpolate(
+                x, size=self.input_size, mode="bilinear", align_corners=False, antialias=shrinking
+            )
+        return (x - self.mean.to(x.dtype)) / self.std.to(x.dtype)
+
+
+class ZooModel(nn.Module):
+    """A classifier of the zoo: ``(B, 3, H, W)`` images in ``[0, 1]`` to logits ``(B, K)``.
+
+    Attributes
+    ----------
+    entry : ZooEntry
+        The manifest entry this model was loaded from.
+    labels : list of str
+        Class names, indexed like the logits.
+    preprocess : Preprocess
+        Resize and normalisation, applied first.
+    net : nn.Module
+        The network proper, on normalised inputs.
+    """
+
+    def __init__(self, net: nn.Module, entry: ZooEntry, labels: Sequence[str]) -> None:
+        super().__init__()
+        self.entry = entry
+        self.labels = list(labels)
+        self.preprocess = Preprocess(entry.input_size, entry.mean, entry.std)
+        self.net = net
+        self.eval()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() != 4 or x.shape[1] != 3:
+            raise ValueError(f"expected images of shape (B, 3, H, W), got {tuple(x.shape)}")
+        return self.net(self.preprocess(x))
+
+    @property
+    def device(self) -> torch.device:
+        return self.preprocess.mean.device
+
+    @torch.no_grad()
+    def predict(self, image: torch.Tensor, k: int = 5) -> list[tuple[str, float]]:
+        """Top-``k`` classes of one image, as ``(label, probability)``, most probable first.
+
+        Parameters
+        ----------
+        image : torch.Tensor
+            ``(3, H, W)`` or ``(1, 3, H, W)`` in ``[0, 1]``.
+        k : int
+            How many classes (at most the number of classes).
+        """
+        if image.dim() == 3:
+            image = image[None]
+        if image.dim() != 4 or image.shape[0] != 1:
+            raise ValueError(f"predict takes one image (3, H, W) or (1, 3, H, W), got {tuple(image.shape)}")
+        probs = self(image.to(self.device, torch.float32)).softmax(-1)[0]
+        top = probs.topk(min(k, len(self.labels)))
+        return [(self.labels[i], p) for p, i in zip(top.values.tolist(), top.indices.tolist(), strict=True)]
+
+    def __repr__(self) -> str:
+        return f"ZooModel({self.entry.id!r}, {len(self.labels)} classes, input {self.entry.input_size})"

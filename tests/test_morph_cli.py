@@ -1,0 +1,57 @@
+"""``python -m morphlib morph``: the per-frame table and the renders."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+from PIL import Image
+
+from morphlib.cli import main
+
+
+def test_morph_command_prints_a_table_and_writes_renders(tmp_path, capsys):
+    out = tmp_path / "renders"
+    code = main(
+        ["morph", "data:digits:0", "--model", "digits-cnn", "--target", "3", "--frames", "5", "--budget", "2"]
+        + ["--out", str(out)]
+    )
+    assert code == 0
+    text = capsys.readouterr().out
+    lines = text.splitlines()
+    assert lines[0].startswith("digits-cnn: ") and "-> 3" in lines[0]
+    assert lines[1].split()[:3] == ["frame", "alpha", "L2"] and lines[1].endswith("top-1")
+    rows = [line.split() for line in lines[2:7]]
+    assert [int(r[0]) for r in rows] == list(range(5))
+    assert float(rows[0][2]) == 0 and abs(float(rows[-1][2]) - 2.0) <= 0.02
+    assert float(rows[-1][4]) > float(rows[0][4])  # target probability rose
+    for name in ("morph.gif", "morph.mp4", "contact_sheet.png", "probabilities.png", "summary.json"):
+        assert (out / name).stat().st_size > 0
+    assert json.loads((out / "summary.json").read_text())["target"]["label"] == "3"
+
+
+def test_morph_command_reads_image_files(tmp_path, capsys):
+    pixels = np.zeros((32, 32, 3), dtype=np.uint8)
+    pixels[8:24, 14:18] = 255  # a bar, like a "1"
+    Image.fromarray(pixels).save(tmp_path / "bar.png")
+    code = main(
+        ["morph", str(tmp_path / "bar.png"), "--model", "digits-cnn", "--target", "7", "--frames", "3"]
+    )
+    assert code == 0
+    assert len(capsys.readouterr().out.splitlines()) == 2 + 3
+
+
+def test_morph_command_user_errors(capsys):
+    assert main(["morph", "data:digits:0", "--model", "digits-cnn", "--target", "eleven"]) == 2
+    assert "unknown class 'eleven'" in capsys.readouterr().err
+    assert main(["morph", "missing.png", "--model", "digits-cnn", "--target", "1"]) == 2
+    assert "no image file" in capsys.readouterr().err
+
+
+def test_python_dash_m_entry_point():
+    result = subprocess.run(
+        [sys.executable, "-m", "morphlib", "morph", "--help"], capture_output=True, text=True, check=True
+    )
+    assert "--budget" in result.stdout and "data:SET:INDEX" in result.stdout

@@ -1,0 +1,267 @@
+"""The model zoo: manifest checks, bundled models, and Hub loading from a cache laid out here."""
+
+import copy
+import time
+
+import pytest
+import timm
+import torch
+import torchvision
+
+from morphlib import data
+from morphlib.attacks import robust_accuracy
+from morphlib.zoo import ManifestError, ModelUnavailableError, ZooModel, list_models, load, read_manifest
+from morphlib.zoo.manifest import parse_manifest
+
+MANIFEST = read_manifest()
+BUNDLED = [e.id for e in MANIFEST.values() if e.source == "bundled"]
+ROBUST_TWINS = [(e.id, e.id.removesuffix("-robust")) for e in MANIFEST.values() if e.id.endswith("-robust")]
+# Accuracy floors; digits is a small real data set, the synthetic ones are easy by design.
+MIN_ACCURACY = {"shapes": 0.95, "orientation": 0.95, "digits": 0.93}
+
+
+def _test_split(dataset: str, n: int):
+    # Synthetic sets: a seed training never used. Digits: the held-out split of the training seed.
+    if dataset == "digits":
+        return data.load("digits", "test", seed=0)
+    return data.load(dataset, "test", n=n, seed=2024)
+
+
+# ----------------------------------------------------------------------------- manifest
+
+
+def _valid_entry(**changes):
+    entry = {
+        "id": "tiny",
+        "name": "Tiny",
+        "source": "hf-hub",
+        "format": "timm",
+        "architecture": "test_resnet",
+        "weights": "someone/tiny",
+        "dataset": "imagenet-1k",
+        "input_size": [64, 64],
+        "normalisation": {"mean": [0.5, 0.5, 0.5], "std": [0.25, 0.25, 0.25]},
+        "robust": False,
+        "licence": "MIT",
+        "description": "a test model",
+    }
+    entry.update(changes)
+    return entry
+
+
+def test_valid_entry_parses():
+    entries = parse_manifest({"models": [_valid_entry(robust={"norm": "l2", "eps": 3, "method": "PGD"})]})
+    entry = entries["tiny"]
+    assert entry.input_size == (64, 64) and entry.std == (0.25, 0.25, 0.25)
+    assert entry.robust and entry.robust_norm == "l2" and entry.robust_eps == 3.0
+
+
+@pytest.mark.parametrize(
+    ("entry", "field", "problem"),
+    [
+        (_valid_entry(colour="red"), "colour", "unknown key"),
+        ({k: v for k, v in _valid_entry().items() if k != "licence"}, "licence", "missing"),
+        (_valid_entry(source="ftp"), "source", "must be one of"),
+        (_valid_entry(input_size=[0, 64]), "input_size", "positive"),
+        (_valid_entry(input_size=[64]), "input_size", "list of 2"),
+        (_valid_entry(normalisation={"mean": [0.5] * 3, "std": [0, 1, 1]}), "normalisation", "positive"),
+        (_valid_entry(robust={"norm": "l2", "eps": -1}), "robust", "eps"),
+        (_valid_entry(robust="yes"), "robust", "must be false"),
+        (_valid_entry(dataset="cifar"), "dataset", "must be one of"),
+        (_valid_entry(id="Bad Id"), "id", "bad value"),
+        (_valid_entry(format="robustness-ckpt"), "weights", "bad value"),
+        (_valid_entry(source="bundled", weights="/etc/passwd"), "weights", "bad value"),
+    ],
+)
+def test_bad_entries_name_entry_and_field(entry, field, problem):
+    with pytest.raises(ManifestError, match=problem) as info:
+        parse_manifest({"models": [_valid_entry(id="first"), entry]})
+    message = str(info.value)
+    assert "entry #2" in message and f"field {field!r}" in message
+
+
+def test_duplicate_id():
+    with pytest.raises(ManifestError, match=r"entry #2 'tiny': field 'id': duplicate"):
+        parse_manifest({"models": [_valid_entry(), _valid_entry()]})
+
+
+def test_manifest_file_errors(tmp_path):
+    bad = tmp_path / "zoo.yaml"
+    bad.write_text("models:\n  - id: a\n    name: x: y\n")
+    with pytest.raises(ManifestError, match="not valid YAML"):
+        read_manifest(bad)
+    bad.write_text("entries: []\n")
+    with pytest.raises(ManifestError, match="models"):
+        read_manifest(bad)
+
+
+def test_shipped_manifest():
+    for dataset in data.DATASETS:
+        for role in ("cnn", "cnn-robust", "judge"):
+            assert f"{dataset}-{role}" in MANIFEST
+    assert {e.id for e in MANIFEST.values() if e.source == "hf-hub"} >= {"resnet50", "resnet50-l2-eps3"}
+    statuses = {s.entry.id: s for s in list_models()}
+    assert all(statuses[i].available and statuses[i].location == "bundled" for i in BUNDLED)
+
+
+def test_unknown_model_lists_known_ids():
+    with pytest.raises(ValueError, match="known models: .*shapes-cnn"):
+        load("no-such-model")
+
+
+# ------------------------------------------------------------------------ bundled models
+
+
+@pytest.mark.parametrize("model_id", BUNDLED)
+def test_bundled_model_accuracy(model_id):
+    model = load(model_id)
+    assert isinstance(model, ZooModel) and not model.training
+    images, labels, names = _test_split(model.entry.dataset, n=300)
+    assert model.labels == names
+    with torch.no_grad():
+        acc = (model(images).argmax(1) == labels).float().mean().item()
+    assert acc >= MIN_ACCURACY[model.entry.dataset], f"{model_id}: accuracy {acc:.3f}"
+
+
+@pytest.mark.parametrize(("robust_id", "standard_id"), ROBUST_TWINS)
+def test_robust_models_beat_their_twins_under_attack(robust_id, standard_id):
+    robust, standard = load(robust_id), load(standard_id)
+    eps = robust.entry.robust_eps
+    images, labels, _ = _test_split(robust.entry.dataset, n=100)
+    images, labels = images[:100], labels[:100]
+    acc_robust = robust_accuracy(robust, images, labels, eps, steps=7)
+    acc_standard = robust_accuracy(standard, images, labels, eps, steps=7)
+    assert acc_robust > acc_standard + 0.3, (acc_robust, acc_standard)
+
+
+def test_gradients_reach_pixels_of_any_size():
+    model = load("shapes-cnn-robust")
+    x = torch.rand(2, 3, 100, 80, requires_grad=True)  # not the network's 64x64
+    logits = model(x)
+    assert logits.shape == (2, 5)
+    logits[:, 1].sum().backward()
+    assert x.grad is not None and torch.isfinite(x.grad).all() and x.grad.abs().sum() > 0
+
+
+def test_predict_top_k():
+    model = load("digits-cnn")
+    images, labels, _ = data.load("digits", "test", n=1)
+    top = model.predict(images[0], k=3)
+    assert len(top) == 3 and top[0][0] == str(labels[0].item())
+    assert all(0 <= p <= 1 for _, p in top) and top[0][1] >= top[1][1] >= top[2][1]
+    assert model.predict(images, k=50)[0][0] == top[0][0] and len(model.predict(images, k=50)) == 10
+    with pytest.raises(ValueError, match="one image"):
+        model.predict(torch.rand(2, 3, 32, 32))
+
+
+# --------------------------------------------------------------------- Hub, offline cache
+
+
+@pytest.fixture
+def hub_cache(tmp_path, monkeypatch):
+    """An empty Hub cache in ``tmp_path``, offline; set after huggingface_hub was imported."""
+    cache = tmp_path / "hub"
+    cache.mkdir()
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))
+    monkeypatch.setenv("HF_HUB_CACHE", str(cache))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    return cache
+
+
+def _snapshot(cache, repo_id, commit="0123456789abcdef0123456789abcdef01234567"):
+    """Lay out ``models--org--name`` as huggingface_hub does; return the snapshot folder."""
+    repo = cache / ("models--" + repo_id.replace("/", "--"))
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text(commit)
+    snapshot = repo / "snapshots" / commit
+    snapshot.mkdir(parents=True)
+    return snapshot
+
+
+def _entry_for(repo_weights, fmt, architecture):
+    return parse_manifest(
+        {
+            "models": [
+                _valid_entry(id="hub-model", weights=repo_weights, format=fmt, architecture=architecture)
+            ]
+        }
+    )
+
+
+def test_timm_hub_model_from_cache(hub_cache):
+    torch.manual_seed(0)
+    reference = timm.create_model("test_resnet", num_classes=1000).eval()
+    timm.models.save_for_hf(reference, str(_snapshot(hub_cache, "someone/tiny")), safe_serialization=True)
+    entries = _entry_for("someone/tiny", "timm", "test_resnet")
+    assert [(s.available, s.location) for s in list_models(entries)] == [(True, "cached")]
+
+    model = load("hub-model", manifest=entries)
+    x = torch.rand(2, 3, 64, 64)
+    with torch.no_grad():
+        expected = reference((x - 0.5) / 0.25)
+        assert torch.allclose(model(x), expected, atol=1e-5)
+    assert len(model.labels) == 1000 and model.labels[0].startswith("tench")
+
+
+def test_robustness_checkpoint_from_cache(hub_cache):
+    """The shipped resnet50-l2-eps3 entry, its checkpoint laid out in the cache in the Madry lab format."""
+    entry = MANIFEST["resnet50-l2-eps3"]
+    torch.manual_seed(0)
+    reference = torchvision.models.resnet50().eval()
+    weights = reference.state_dict()
+    checkpoint = {
+        "model": {
+            **{f"module.model.{k}": v for k, v in weights.items()},
+            **{f"module.attacker.model.{k}": v for k, v in weights.items()},
+            "module.normalizer.new_mean": torch.tensor(entry.mean).view(3, 1, 1),
+            "module.normalizer.new_std": torch.tensor(entry.std).view(3, 1, 1),
+        },
+        "optimizer": {"state": {}, "param_groups": [{"lr": 0.1, "momentum": 0.9}]},
+        "epoch": 90,
+    }
+    torch.save(checkpoint, _snapshot(hub_cache, entry.hub_repo) / entry.hub_filename)
+
+    model = load("resnet50-l2-eps3")
+    mean, std = torch.tensor(entry.mean).view(1, 3, 1, 1), torch.tensor(entry.std).view(1, 3, 1, 1)
+    x = torch.rand(1, 3, 224, 224)
+    with torch.no_grad():
+        assert torch.allclose(model(x), reference((x - mean) / std), atol=1e-4)
+    assert model.entry.robust and model.entry.robust_eps == 3.0
+
+
+class _NotATensor:
+    pass
+
+
+def test_checkpoint_with_arbitrary_objects_is_refused(hub_cache):
+    entries = _entry_for("someone/robust/model.ckpt", "robustness-ckpt", "test_resnet")
+    weights = timm.create_model("test_resnet", num_classes=1000).state_dict()
+    checkpoint = {"model": {f"module.model.{k}": v for k, v in weights.items()}, "args": _NotATensor()}
+    torch.save(checkpoint, _snapshot(hub_cache, "someone/robust") / "model.ckpt")
+    with pytest.raises(ValueError, match="plain tensors"):
+        load("hub-model", manifest=entries)
+
+
+def test_missing_hub_model_fails_fast_offline(hub_cache):
+    assert {s.entry.id: s.location for s in list_models()}["resnet50"] == "download"
+    start = time.perf_counter()
+    with pytest.raises(ModelUnavailableError, match=r"'resnet50'.*timm/resnet50.a1_in1k.*HF_HUB_OFFLINE"):
+        load("resnet50")
+    assert time.perf_counter() - start < 5
+
+
+def test_missing_hub_model_fails_fast_without_network(hub_cache, monkeypatch):
+    monkeypatch.delenv("HF_HUB_OFFLINE")
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # nothing listens: no network
+    start = time.perf_counter()
+    with pytest.raises(ModelUnavailableError, match=r"'resnet50-l2-eps3'.*cannot be reached"):
+        load("resnet50-l2-eps3")
+    assert time.perf_counter() - start < 5
+
+
+def test_models_do_not_share_state():
+    a, b = load("digits-cnn"), load("digits-cnn")
+    a_copy = copy.deepcopy(a)
+    with torch.no_grad():
+        a.net.fc.weight.zero_()
+    assert torch.equal(b.net.fc.weight, a_copy.net.fc.weight)
