@@ -11,7 +11,7 @@ import importlib
 import sys
 
 # Modules that provide commands, in the order ``--help`` lists them.
-COMMAND_MODULES: tuple[str, ...] = ("morphlib.morph_cli", "morphlib.train")
+COMMAND_MODULES: tuple[str, ...] = ("morphlib.morph_cli", "morphlib.train", "morphlib.evaluate_cli")
 
 
 def build_parser() -> argparse.ArgumentParser:

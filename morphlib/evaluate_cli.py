@@ -1,0 +1,78 @@
+"""``python -m morphlib evaluate``: compare edit families at matched L2 budgets, resumably."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from .edits import FAMILIES
+from .morph import REGIMES
+
+
+def _list(kind, choices=None):
+    def parse(text: str):
+        values = [kind(v) for v in text.split(",") if v.strip()]
+        if not values:
+            raise argparse.ArgumentTypeError("give at least one value")
+        bad = [v for v in values if choices is not None and v not in choices]
+        if bad:
+            raise argparse.ArgumentTypeError(f"unknown {bad}; choose from {', '.join(choices)}")
+        return tuple(values)
+
+    return parse
+
+
+def add_command(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "evaluate", help="compare edit families (driver success, transfer, E)", description=__doc__
+    )
+    p.add_argument("--dataset", required=True, help="shapes, orientation or digits")
+    p.add_argument("--model", required=True, help="zoo id of the driver (gradient) model")
+    p.add_argument("--judges", type=_list(str), default=(), help="comma-separated zoo ids of judge models")
+    p.add_argument(
+        "--families", type=_list(str, FAMILIES), default=("pixel", "fourier-phase", "csp-phase", "csp-joint")
+    )
+    p.add_argument("--budgets", type=_list(float), default=(1.0, 2.0), help="comma-separated L2 budgets")
+    p.add_argument(
+        "--regime", type=_list(str, REGIMES), default=("persistent",), help="comma-separated regimes"
+    )
+    p.add_argument("--sources", type=int, default=300, help="number of source images")
+    p.add_argument("--frames", type=int, default=8)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", type=Path, required=True, help="directory for results and report (resumable)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from .evaluate import EvalConfig, evaluate
+
+    if args.sources < 1:
+        raise ValueError("--sources must be at least 1")
+    if any(b <= 0 for b in args.budgets):
+        raise ValueError("budgets must be > 0")
+    config = EvalConfig(
+        dataset=args.dataset,
+        model=args.model,
+        judges=args.judges,
+        families=args.families,
+        budgets=args.budgets,
+        regimes=args.regime,
+        sources=args.sources,
+        frames=args.frames,
+        seed=args.seed,
+    )
+    started = time.monotonic()
+
+    def progress(done: int, total: int, eta: float) -> None:
+        print(
+            f"\r{done}/{total} cases, {time.monotonic() - started:.0f} s, ETA {eta:.0f} s",
+            end="",
+            file=sys.stderr,
+        )
+
+    evaluate(config, args.out, progress=progress)
+    print(file=sys.stderr)
+    print(f"report: {args.out / 'report.md'}")
+    return 0
