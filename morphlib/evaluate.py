@@ -123,56 +123,71 @@ def read_rows(path: Path) -> list[dict]:
     return rows
 
 
-def _append(path: Path, row: dict) -> None:
-    text = path.read_bytes() if path.exists() else b""
-    with path.open("a") as f:
-        if text and not text.endswith(b"\n"):
-            f.write("\n")  # finish a line cut short, so the new row parses
-        f.write(json.dumps(row) + "\n")
-        f.flush()
-        os.fsync(f.fileno())
+def _open_for_append(path: Path):
+    """Open the results file for appending, first ending a line cut short by an interruption."""
+    if path.exists() and path.stat().st_size:
+        with path.open("rb") as f:
+            f.seek(-1, os.SEEK_END)
+            cut = f.read(1) != b"\n"
+        if cut:
+            with path.open("a") as f:
+                f.write("\n")
+    return path.open("a")
 
 
-def run_case(case: Case, image: torch.Tensor, model, judges, frames: int, example_dir: Path | None) -> dict:
-    """Morph one image and measure its last frame."""
-    start = time.perf_counter()
-    result = morph(
-        model,
-        image,
-        case.target,
-        family=case.family,
-        regime=case.regime,
-        frames=frames,
-        budget=case.budget,
-        source=case.label,
-        progress=False,
-    )
-    last = result.frames[-1:]
-    with torch.no_grad():
-        judged = {judge.entry.id: int(judge(last).argmax(-1)) for judge in judges}
-    source = image[None].double()
-    warp = fit_warp(source, last.double())
-    gained = fit_warp(source, last.double(), gain=True)
+def run_source(
+    cases: Sequence[Case], image: torch.Tensor, model, judges, frames: int, example_dir: Path | None
+):
+    """Morph one source image for each of its cases and measure the last frames.
+
+    The warp fits of all of a source's last frames run as one batch (they are separable).
+    """
+    rows, lasts = [], []
+    for case in cases:
+        start = time.perf_counter()
+        result = morph(
+            model,
+            image,
+            case.target,
+            family=case.family,
+            regime=case.regime,
+            frames=frames,
+            budget=case.budget,
+            source=case.label,
+            progress=False,
+        )
+        last = result.frames[-1:]
+        with torch.no_grad():
+            judged = {judge.entry.id: int(judge(last).argmax(-1)) for judge in judges}
+        lasts.append(last)
+        rows.append(
+            dict(
+                asdict(case),
+                key=case.key,
+                l2=float(result.l2[-1]),
+                p_target=float(result.target_probs[-1]),
+                p_target_start=float(result.target_probs[0]),
+                p_source=float(result.source_probs[-1]),
+                top1=int(result.probs[-1].argmax()),
+                judges=judged,
+                transfer=sum(int(v == case.target) for v in judged.values()),
+                seconds=time.perf_counter() - start,
+            )
+        )
+    edited = torch.cat(lasts).double()
+    source = image[None].double().expand_as(edited)
+    warp = fit_warp(source, edited)
+    gained = fit_warp(source, edited, gain=True)
+    for i, row in enumerate(rows):
+        row.update(e_warp=float(warp.energy[i]), e_warp_gain=float(gained.energy[i]))
     if example_dir is not None:
         from PIL import Image
 
         example_dir.mkdir(parents=True, exist_ok=True)
-        pixels = (last[0].clamp(0, 1).permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
-        Image.fromarray(pixels).save(example_dir / f"{case.key.replace('|', '_')}.png")
-    return dict(
-        asdict(case),
-        key=case.key,
-        l2=float(result.l2[-1]),
-        p_target=float(result.target_probs[-1]),
-        p_target_start=float(result.target_probs[0]),
-        p_source=float(result.source_probs[-1]),
-        top1=int(result.probs[-1].argmax()),
-        judges=judged,
-        transfer=sum(int(v == case.target) for v in judged.values()),
-        e_warp=float(warp.energy[0]),
-        e_warp_gain=float(gained.energy[0]),
-        seconds=time.perf_counter() - start,
-    )
+        for case, last in zip(cases, lasts, strict=True):
+            pixels = (last[0].clamp(0, 1).permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+            Image.fromarray(pixels).save(example_dir / f"{case.key.replace('|', '_')}.png")
+    return rows
 
 
 def evaluate(
@@ -182,7 +197,7 @@ def evaluate(
 ) -> list[dict]:
     """Run (or resume) an evaluation into ``out`` and write its report; return the rows.
 
-    ``progress(done, total, eta_seconds)`` is called after every case.
+    ``progress(done, total, eta_seconds)`` is called after every source, with counts of cases.
     """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -209,14 +224,23 @@ def evaluate(
 
     results_path = out / "results.jsonl"
     done = {row["key"] for row in read_rows(results_path)}
-    todo = [c for c in cases if c.key not in done]
-    start = time.perf_counter()
-    for i, case in enumerate(todo, 1):
-        example_dir = out / "examples" if case.source in examples else None
-        _append(results_path, run_case(case, images[case.source], model, judges, config.frames, example_dir))
-        if progress is not None:
-            rate = (time.perf_counter() - start) / i
-            progress(len(cases) - len(todo) + i, len(cases), rate * (len(todo) - i))
+    todo: dict[int, list[Case]] = {}
+    for case in cases:
+        if case.key not in done:
+            todo.setdefault(case.source, []).append(case)
+    total = sum(map(len, todo.values()))
+    ran, start = 0, time.perf_counter()
+    with _open_for_append(results_path) as results:
+        for source, source_cases in todo.items():
+            example_dir = out / "examples" if source in examples else None
+            rows = run_source(source_cases, images[source], model, judges, config.frames, example_dir)
+            results.write("".join(json.dumps(row) + "\n" for row in rows))
+            results.flush()
+            os.fsync(results.fileno())
+            ran += len(source_cases)
+            if progress is not None:
+                eta = (time.perf_counter() - start) / ran * (total - ran)
+                progress(len(cases) - total + ran, len(cases), eta)
 
     wanted = {c.key for c in cases}
     rows = [row for row in read_rows(results_path) if row["key"] in wanted]

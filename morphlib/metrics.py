@@ -99,12 +99,13 @@ def fit_warp(
 
     for sigma in blur_levels:
         src, tgt = _blur(source, sigma), _blur(edited, sigma)
-        norm = (tgt - src).pow(2).sum().clamp_min(1e-12)
+        # Each image's residual relative to its own edit, so a batch fits like separate fits.
+        norm = (tgt - src).pow(2).flatten(1).sum(1).clamp_min(1e-12)
         opt = torch.optim.LBFGS(params, max_iter=iterations, line_search_fn="strong_wolfe")
 
         def closure(src=src, tgt=tgt, norm=norm, opt=opt):
             opt.zero_grad()
-            loss = (apply_warp(src, *fields()) - tgt).pow(2).sum() / norm
+            loss = ((apply_warp(src, *fields()) - tgt).pow(2).flatten(1).sum(1) / norm).sum()
             loss.backward()
             return loss
 

@@ -38,19 +38,18 @@ def test_interrupted_run_resumes_to_the_same_results(tmp_path):
         assert 0.0 <= row["e_warp"] <= row["e_warp_gain"] + 1e-6 <= 1.0 + 1e-6
         assert row["l2"] == pytest.approx(3.0, rel=0.02)
 
-    def stop_after_two(done, total, eta):
-        if done == 2:
-            raise Interrupt
+    def stop_after_first_source(done, total, eta):
+        raise Interrupt
 
     out = tmp_path / "resumed"
     with pytest.raises(Interrupt):
-        evaluate(CONFIG, out, progress=stop_after_two)
+        evaluate(CONFIG, out, progress=stop_after_first_source)
     assert len(read_rows(out / "results.jsonl")) == 2
     with (out / "results.jsonl").open("a") as f:
         f.write('{"key": "half a line')  # as if killed mid-write
     calls = []
     resumed = evaluate(CONFIG, out, progress=lambda done, total, eta: calls.append(done))
-    assert calls == [3, 4]  # only the missing cases ran
+    assert calls == [4]  # only the second source's two cases ran
     assert stable(resumed) == stable(whole)
 
 
