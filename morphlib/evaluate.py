@@ -177,7 +177,7 @@ def run_source(
     edited = torch.cat(lasts).double()
     source = image[None].double().expand_as(edited)
     warp = fit_warp(source, edited)
-    gained = fit_warp(source, edited, gain=True)
+    gained = fit_warp(source, edited, gain=True, start=warp)
     for i, row in enumerate(rows):
         row.update(e_warp=float(warp.energy[i]), e_warp_gain=float(gained.energy[i]))
     if example_dir is not None:

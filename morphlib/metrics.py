@@ -24,6 +24,7 @@ class WarpFit:
     flow: Tensor  # (B, 2, H, W) displacement in pixels (x, y)
     log_gain: Tensor | None  # (B, 1, H, W), or None for warp-only fits
     warped: Tensor  # (B, C, H, W): the source, warped (and gained)
+    flow_control: Tensor  # (B, 2, grid, grid): the fitted control lattice
 
 
 def _identity_grid(b: int, h: int, w: int, like: Tensor) -> Tensor:
@@ -58,6 +59,7 @@ def fit_warp(
     gain: bool = False,
     blur_levels: Sequence[float] = (2.0, 1.0, 0.0),
     iterations: int = 60,
+    start: WarpFit | None = None,
 ) -> WarpFit:
     """Fit a smooth warp (and optional gain) mapping ``source`` onto ``edited``.
 
@@ -79,6 +81,10 @@ def fit_warp(
         Blur per stage, coarse to fine; the last should be 0.
     iterations : int
         L-BFGS iterations per stage.
+    start : WarpFit, optional
+        A warp-only fit of the same images (``gain=True`` only).  Warp + gain contains
+        warp alone, so where that fit explains more, it is kept (with zero gain): the
+        two measures are then consistent, ``E(warp + gain) >= E(warp)``.
     """
     if source.shape != edited.shape or source.ndim != 4:
         raise ValueError(
@@ -119,7 +125,16 @@ def fit_warp(
         energy = torch.where(edit > 0, 1 - residual / edit.clamp_min(1e-300), torch.ones_like(edit))
         # The identity warp is admissible, so a coarse stage that ends worse counts as E = 0.
         energy = energy.clamp_min(0.0)
-    return WarpFit(energy, flow, log_gain, warped)
+        control = flow_ctl.detach()
+        if gain and start is not None:
+            keep = start.energy > energy
+            energy = torch.where(keep, start.energy, energy)
+            pick = keep.view(-1, 1, 1, 1)
+            flow = torch.where(pick, start.flow, flow)
+            log_gain = torch.where(pick, torch.zeros_like(log_gain), log_gain)
+            warped = torch.where(pick, start.warped, warped)
+            control = torch.where(pick, start.flow_control, control)
+    return WarpFit(energy, flow, log_gain, warped, control)
 
 
 def warp_explained_energy(source: Tensor, edited: Tensor, *, gain: bool = False, grid: int = 8) -> Tensor:

@@ -54,10 +54,17 @@ def test_white_noise_is_not_explained(image):
 
 def test_brightness_needs_the_gain_field(image):
     brighter = image * 1.2
-    warp_only = warp_explained_energy(image, brighter)
-    with_gain = fit_warp(image, brighter, gain=True)
+    warp = fit_warp(image, brighter)
+    warp_only = warp.energy
+    with_gain = fit_warp(image, brighter, gain=True, start=warp)
     assert (warp_only <= 0.4).all()
     assert (with_gain.energy >= 0.9).all()
+    # Where the warp-only fit explains more (noise here), it stands in for warp + gain.
+    noisy = image + 0.05 * torch.randn(
+        image.shape, generator=torch.Generator().manual_seed(3), dtype=image.dtype
+    )
+    warp = fit_warp(image, noisy)
+    assert (fit_warp(image, noisy, gain=True, start=warp).energy >= warp.energy).all()
     assert torch.allclose(
         with_gain.log_gain.mean(dim=(1, 2, 3)),
         torch.full((2,), math.log(1.2), dtype=torch.float64),
