@@ -1,0 +1,88 @@
+"""Automatic strength: the smallest budget at which the target wins, or a clear cap."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from _morph_models import bundled
+
+from morphlib import gradient
+from morphlib.data import load as load_data
+from morphlib.strength import auto_strength, default_max_budget
+
+
+@pytest.fixture(scope="module")
+def digit():
+    images, labels, _ = load_data("digits", split="test", n=1, seed=0)
+    assert int(labels[0]) == 6
+    return images[0]
+
+
+def top1(grad, alpha):
+    return grad.labels[int(grad.score(grad.render([alpha]))[0].argmax())]
+
+
+def test_finds_the_smallest_budget_that_makes_the_target_top1(digit):
+    g = gradient(bundled("digits-cnn-robust"), digit, "4", family="pixel")
+    found = auto_strength(g)
+    assert found.reached and found.goal == "top-1"
+    assert top1(g, found.alpha) == "4"
+    assert top1(g, 0.95 * found.alpha) != "4"  # the pixel path is monotone here: smaller is not enough
+    assert found.budget == pytest.approx(g.l2(found.alpha), rel=1e-4)
+    assert 0 < found.budget < found.max_budget == pytest.approx(default_max_budget(g.image))
+    assert "becomes top-1" in found.message
+
+
+def test_a_stated_probability_is_reached_earlier_than_top1(digit):
+    g = gradient(bundled("digits-cnn-robust"), digit, "4", family="pixel")
+    low = auto_strength(g, min_prob=0.05)
+    assert low.reached and low.prob >= 0.05 and low.goal == "p >= 0.05"
+    assert float(g.score(g.render([0.95 * low.alpha]))[0, g.target]) < 0.05
+    assert low.budget < auto_strength(g).budget
+
+
+def test_cap_reached_first_is_reported_with_the_morph_at_the_cap(digit):
+    g = gradient(bundled("digits-cnn-robust"), digit, "4", family="csp-phase")
+    found = auto_strength(g, max_budget=6.0)
+    assert not found.reached
+    assert found.budget == pytest.approx(6.0, rel=0.02)
+    assert "never became top-1" in found.message and "cap" in found.message
+
+
+def test_a_phase_edit_that_saturates_below_the_cap_is_searched_up_to_its_limit():
+    images, _, _ = load_data("orientation", split="test", n=1, seed=0)
+    g = gradient(bundled("orientation-cnn-robust"), images[0], "45 degrees", family="csp-phase")
+    found = auto_strength(g, max_budget=50.0)
+    assert found.saturated_at is not None and found.saturated_at < 50.0
+    assert found.budget <= found.saturated_at * 1.001
+    if not found.reached:
+        assert "saturates" in found.message
+
+
+def test_input_that_already_meets_the_goal_needs_no_strength(digit):
+    g = gradient(bundled("digits-cnn-robust"), digit, "6", source="4")
+    found = auto_strength(g)
+    assert found.reached and found.alpha == 0.0 and "already" in found.message
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"), [({"min_prob": 1.5}, "between 0 and 1"), ({"max_budget": -1}, "cap")]
+)
+def test_bad_arguments(digit, kwargs, message):
+    g = gradient(bundled("digits-cnn-robust"), digit, "4", family="pixel")
+    with pytest.raises(ValueError, match=message):
+        auto_strength(g, **kwargs)
+
+
+def test_no_backward_pass(digit):
+    """The search renders and scores the cached gradient only: the model is never differentiated."""
+    model = bundled("digits-cnn-robust")
+    g = gradient(model, digit, "4", family="pixel")
+    calls = []
+    handle = model.register_full_backward_hook(lambda *a: calls.append(1))
+    try:
+        with torch.enable_grad():
+            auto_strength(g)
+    finally:
+        handle.remove()
+    assert calls == []
