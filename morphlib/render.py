@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageFont
 from torch import Tensor
 
 if TYPE_CHECKING:
@@ -104,6 +104,156 @@ def contact_sheet(result: MorphResult, columns: int = 8, min_side: int = 96) -> 
         )
         draw.text((x, y + h + 2), text, fill="black")
     return sheet
+
+
+def _font(size: int) -> ImageFont.ImageFont:
+    try:
+        return ImageFont.load_default(size=size)
+    except TypeError:  # pragma: no cover - Pillow < 10.1, or no FreeType: fixed-size bitmap font
+        return ImageFont.load_default()
+
+
+def _fit_text(draw: ImageDraw.ImageDraw, text: str, width: int, font: ImageFont.ImageFont) -> str:
+    """``text``, shortened with an ellipsis until it fits ``width`` pixels."""
+    if draw.textlength(text, font=font) <= width:
+        return text
+    while text and draw.textlength(text + "…", font=font) > width:
+        text = text[:-1]
+    return text + "…"
+
+
+PANEL_COLOURS = {"source": (70, 130, 200), "target": (230, 120, 40)}
+
+
+def probability_panel(
+    width: int, rows: list[tuple[str, float, tuple[int, int, int]]], footer: str = ""
+) -> np.ndarray:
+    """A caption strip ``(h, width, 3)``: one labelled probability bar per row, then a footer line."""
+    size = max(11, min(16, width // 22))
+    font = _font(size)
+    line = size + 8
+    height = line * len(rows) + (line if footer else 0) + 6
+    height += height % 2
+    panel = Image.new("RGB", (width, height), (250, 250, 250))
+    draw = ImageDraw.Draw(panel)
+    label_w = int(width * 0.45)
+    bar_x0, bar_x1 = label_w + 4, width - 6
+    for i, (name, prob, colour) in enumerate(rows):
+        y = 4 + i * line
+        draw.text((4, y), _fit_text(draw, name, label_w - 6, font), fill=(20, 20, 20), font=font)
+        draw.rectangle((bar_x0, y + 2, bar_x1, y + size + 2), fill=(225, 225, 225))
+        fill = bar_x0 + int(round((bar_x1 - bar_x0) * min(max(prob, 0.0), 1.0)))
+        if fill > bar_x0:
+            draw.rectangle((bar_x0, y + 2, fill, y + size + 2), fill=colour)
+        draw.text((bar_x0 + 3, y + 1), f"{prob:.2f}", fill=(0, 0, 0), font=font)
+    if footer:
+        draw.text(
+            (4, 4 + len(rows) * line), _fit_text(draw, footer, width - 8, font), fill=(90, 90, 90), font=font
+        )
+    return np.asarray(panel)
+
+
+def annotated_frames(result: MorphResult, min_side: int = MIN_VIDEO_SIDE) -> np.ndarray:
+    """The frames enlarged (as for the video), each above a strip with the source and target
+    probabilities drawn as bars and the frame's L2 distance from the input.
+
+    Returns ``(F, H', W', 3)`` uint8 with even sides, ready for :func:`write_mp4`.
+    """
+    frames = upscale(to_uint8(result.frames), min_side=min_side)
+    src, tgt = result.labels[result.source], result.labels[result.target]
+    n = len(frames)
+    out = []
+    for k in range(n):
+        rows = [
+            (f"source: {src}", float(result.source_probs[k]), PANEL_COLOURS["source"]),
+            (f"target: {tgt}", float(result.target_probs[k]), PANEL_COLOURS["target"]),
+        ]
+        footer = f"frame {k + 1}/{n}  L2 = {float(result.l2[k]):.2f}  top-1: {result.top1[k]}"
+        panel = probability_panel(frames.shape[2], rows, footer)
+        out.append(np.concatenate([frames[k], panel], axis=0))
+    return np.stack(out)
+
+
+def change_map(result: MorphResult, frame: int = -1, min_side: int = MIN_VIDEO_SIDE) -> np.ndarray:
+    """Where the image changed: ``|x_k − x_0|`` (L2 over channels) as a heat map over the grey input.
+
+    The heat is scaled to the largest change of the frame, so the map shows *where*, not how
+    much (the frame's L2 says that).  Returns ``(H', W', 3)`` uint8, enlarged like the video.
+    """
+    import matplotlib
+
+    frames = result.frames.detach().float().cpu()
+    x0, xk = frames[0], frames[frame]
+    change = (xk - x0).norm(dim=0)
+    top = float(change.max())
+    heat = (change / top).numpy() if top > 0 else np.zeros(change.shape, dtype=np.float32)
+    colours = matplotlib.colormaps["inferno"](heat)[..., :3]
+    grey = x0.mean(dim=0).numpy()[..., None]
+    weight = np.clip(heat * 1.5, 0.0, 1.0)[..., None]
+    blend = (1 - weight) * (0.25 + 0.5 * grey) + weight * colours
+    image = (np.clip(blend, 0, 1) * 255).round().astype(np.uint8)
+    return upscale(image[None], min_side=min_side)[0]
+
+
+def title_strip(width: int, title: str) -> np.ndarray:
+    """A white strip ``(h, width, 3)`` with ``title`` on it."""
+    size = max(11, min(16, width // 20))
+    font = _font(size)
+    height = size + 10
+    height += height % 2
+    strip = Image.new("RGB", (width, height), "white")
+    draw = ImageDraw.Draw(strip)
+    draw.text((4, 4), _fit_text(draw, title, width - 8, font), fill=(0, 0, 0), font=font)
+    return np.asarray(strip)
+
+
+def message_tile(height: int, width: int, text: str) -> np.ndarray:
+    """A grey tile ``(height, width, 3)`` with ``text`` wrapped on it (e.g. "budget not reachable")."""
+    size = max(11, min(15, width // 24))
+    font = _font(size)
+    tile = Image.new("RGB", (width, height), (200, 200, 200))
+    draw = ImageDraw.Draw(tile)
+    lines, current = [], ""
+    for word in text.split():
+        trial = f"{current} {word}".strip()
+        if draw.textlength(trial, font=font) > width - 12 and current:
+            lines.append(current)
+            current = word
+        else:
+            current = trial
+    lines.append(current)
+    for i, text_line in enumerate(lines):
+        draw.text((6, 6 + i * (size + 4)), text_line, fill=(40, 40, 40), font=font)
+    return np.asarray(tile)
+
+
+def side_by_side(videos: list[np.ndarray], titles: list[str], gap: int = 6) -> np.ndarray:
+    """Tile videos ``(F, H_i, W_i, 3)`` left to right, each under its title; shorter ones are padded.
+
+    Every video must have the same number of frames.  Returns ``(F, H, W, 3)`` with even sides.
+    """
+    if len(videos) != len(titles) or not videos:
+        raise ValueError("side_by_side needs one title per video, and at least one video")
+    n = len(videos[0])
+    if any(len(v) != n for v in videos):
+        raise ValueError(f"every video needs the same number of frames, got {[len(v) for v in videos]}")
+    tiles = []
+    for video, title in zip(videos, titles, strict=True):
+        strip = title_strip(video.shape[2], title)
+        head = np.broadcast_to(strip, (n, *strip.shape))
+        tiles.append(np.concatenate([head, video], axis=1))
+    height = max(t.shape[1] for t in tiles)
+    padded = []
+    for i, tile in enumerate(tiles):
+        pad = height - tile.shape[1]
+        padded.append(np.pad(tile, ((0, 0), (0, pad), (0, 0), (0, 0)), constant_values=255))
+        if i < len(tiles) - 1:
+            padded.append(np.full((n, height, gap, 3), 255, dtype=np.uint8))
+    out = np.concatenate(padded, axis=2)
+    pad_h, pad_w = out.shape[1] % 2, out.shape[2] % 2
+    if pad_h or pad_w:
+        out = np.pad(out, ((0, 0), (0, pad_h), (0, pad_w), (0, 0)), constant_values=255)
+    return out
 
 
 def probability_plot(result: MorphResult, path: str | Path) -> Path:
