@@ -1,0 +1,10 @@
+"""What the Gradio app (``app.py``) needs besides Gradio: UI-independent and tested on its own.
+
+* :mod:`~morphlib.app.images`: decoding uploads safely (size and decompression-bomb limits,
+  every common mode) and fitting them to a model;
+* :mod:`~morphlib.app.settings`: the app's settings, validated, and their permalinks
+  (URL query parameters);
+* :mod:`~morphlib.app.examples`: the example images under ``assets/examples``;
+* :mod:`~morphlib.app.engine`: models, the cached gradients, and one call per UI action
+  (predict, morph, compare families) that returns files ready to show.
+"""

@@ -1,0 +1,609 @@
+"""Models, cached gradients and one call per UI action, with the files the UI shows.
+
+:class:`Engine` is the whole app minus Gradio: ``predict`` (top-5 and a suggested
+target), ``morph`` (video, GIF, probability plot, change map, summary) and
+``compare`` (the four edit families side by side at one L2 budget).  Gradients are
+cached per (image, model, target, family, settings), so a new strength or frame count
+renders frames again without a backward pass.  Output files go to per-request folders
+under one temporary root, pruned as new ones are made and removed at exit.
+
+Examples
+--------
+>>> from morphlib.app.examples import example_by_name
+>>> engine = Engine()
+>>> image = example_by_name("digit-3").file
+>>> engine.predict(image, "digits-cnn-robust").top[0][0]
+'3'
+>>> out = engine.morph(image, Settings(model="digits-cnn-robust", target="9", mode="budget", frames=4))
+>>> out.result.frames.shape, out.video.suffix, out.cached
+(torch.Size([4, 3, 32, 32]), '.mp4', False)
+>>> engine.morph(image, Settings(model="digits-cnn-robust", target="9", mode="budget", frames=6)).cached
+True
+"""
+
+from __future__ import annotations
+
+import atexit
+import hashlib
+import math
+import shutil
+import tempfile
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Hashable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+from torch import nn
+
+from morphlib.morph import Gradient, MorphResult, default_budget, gradient, morph, resolve_class
+from morphlib.render import (
+    annotated_frames,
+    change_map,
+    message_tile,
+    probability_plot,
+    side_by_side,
+    write_gif,
+    write_mp4,
+)
+from morphlib.strength import AutoStrength, auto_strength
+from morphlib.zoo import ModelUnavailableError, ZooEntry, list_models, load, read_manifest
+
+from .images import fit_to_size, load_image
+from .settings import Settings
+
+#: Preferred default models, first available wins.
+DEFAULT_MODELS = ("digits-cnn-robust", "orientation-cnn-robust", "shapes-cnn-robust", "digits-cnn")
+#: The families of the "compare families" view, in display order.
+COMPARE_FAMILIES = ("pixel", "fourier-phase", "csp-phase", "csp-joint")
+FPS = 8.0
+
+Progress = Callable[[float, str], None]
+
+__all__ = [
+    "COMPARE_FAMILIES",
+    "CompareOutput",
+    "Engine",
+    "GradientCache",
+    "ModelChoice",
+    "ModelRegistry",
+    "MorphOutput",
+    "OutputDirs",
+    "Prediction",
+    "Settings",
+]
+
+
+def _no_progress(fraction: float, desc: str) -> None:
+    return None
+
+
+# ---------------------------------------------------------------------- models
+@dataclass(frozen=True)
+class ModelChoice:
+    """A model of the picker: its id, where its weights are, and whether it loads now.
+
+    ``location`` is ``"bundled"``, ``"cached"`` (in the local Hub cache), ``"download"``
+    (fetched from the Hub on first use) or ``"extra"`` (registered in code).
+    """
+
+    id: str
+    name: str
+    location: str
+    available: bool
+    entry: ZooEntry | None
+
+    @property
+    def label(self) -> str:
+        """Display name with its status, for the model picker."""
+        if self.available:
+            status = {"bundled": "ready, bundled", "cached": "ready, cached"}.get(self.location, "ready")
+        elif self.location == "download":
+            status = "downloads on first use"
+        else:
+            status = "weights missing"
+        return f"{self.name} — {status}"
+
+
+class ModelRegistry:
+    """The zoo (and models registered in code), loaded on demand and kept in a small LRU cache.
+
+    Parameters
+    ----------
+    manifest : path, optional
+        A zoo manifest other than the repository's ``zoo.yaml``.
+    device : str
+        ``"auto"`` (CUDA when present), ``"cpu"`` or ``"cuda"``.
+    capacity : int
+        How many loaded models to keep.
+    extra : dict, optional
+        ``{id: model}`` of ready models (e.g. a ``ZooModel`` built in code) to offer too.
+    """
+
+    def __init__(
+        self,
+        manifest: str | Path | None = None,
+        device: str = "auto",
+        capacity: int = 3,
+        extra: dict[str, nn.Module] | None = None,
+    ) -> None:
+        self.manifest = Path(manifest) if manifest is not None else None
+        self.entries = read_manifest(self.manifest)
+        self.device = device
+        self.capacity = capacity
+        self.extra = dict(extra or {})
+        self._loaded: OrderedDict[tuple[str, str], nn.Module] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def choices(self) -> list[ModelChoice]:
+        """Every model with its current status (checked now: weights may appear while serving)."""
+        out = [
+            ModelChoice(
+                mid,
+                str(getattr(getattr(m, "entry", None), "name", mid)),
+                "extra",
+                True,
+                getattr(m, "entry", None),
+            )
+            for mid, m in self.extra.items()
+        ]
+        for status in list_models(self.entries):
+            e = status.entry
+            out.append(ModelChoice(e.id, e.name, status.location, status.available, e))
+        return out
+
+    def choice(self, model_id: str) -> ModelChoice:
+        """The status of ``model_id``; ValueError for an unknown id."""
+        model_id = str(model_id or "").strip()
+        for c in self.choices():
+            if c.id == model_id:
+                return c
+        known = ", ".join(c.id for c in self.choices())
+        raise ValueError(f"unknown model {model_id!r}; pick one of: {known}")
+
+    def default(self) -> str:
+        """The first available of :data:`DEFAULT_MODELS`, else the first available model."""
+        choices = {c.id: c for c in self.choices()}
+        for mid in DEFAULT_MODELS:
+            if mid in choices and choices[mid].available:
+                return mid
+        ready = [c.id for c in choices.values() if c.available]
+        return ready[0] if ready else next(iter(choices))
+
+    def device_for(self) -> torch.device:
+        if self.device == "auto":
+            return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        return torch.device(self.device)
+
+    def load(self, model_id: str) -> nn.Module:
+        """The model, loaded once (bundled, from the Hub cache, or downloaded).
+
+        Raises
+        ------
+        ValueError
+            Unknown id.
+        ModelUnavailableError
+            Weights missing, or a Hub model that cannot be downloaded now; the message says
+            what to do.
+        """
+        choice = self.choice(model_id)
+        device = self.device_for()
+        key = (choice.id, str(device))
+        with self._lock:
+            if key in self._loaded:
+                self._loaded.move_to_end(key)
+                return self._loaded[key]
+            if choice.location == "extra":
+                model = self.extra[choice.id].to(device).eval()
+            else:
+                if choice.location == "bundled" and not choice.available:
+                    raise ModelUnavailableError(
+                        f"the bundled model {choice.id!r} has no weights in this copy of the app yet "
+                        f"({choice.entry.weights} is missing); pick another model"
+                    )
+                model = load(choice.id, device=device, manifest=self.entries)
+            self._loaded[key] = model
+            while len(self._loaded) > self.capacity:
+                self._loaded.popitem(last=False)
+            return model
+
+    def describe(self, model_id: str) -> str:
+        """A short Markdown description of the model and of what loading it takes."""
+        c = self.choice(model_id)
+        e = c.entry
+        if e is None:
+            return f"**{c.name}** (registered in code)."
+        h, w = e.input_size
+        robust = (
+            f"adversarially robust (L2, ε = {e.robust_eps:g})"
+            if e.robust_norm == "l2"
+            else (f"adversarially robust (L∞, ε = {e.robust_eps:.3g})" if e.robust else "standard training")
+        )
+        text = f"**{e.name}** — {e.description} Input {w}×{h}, {robust}; licence {e.licence}."
+        if c.location == "download":
+            source = f"`{e.hub_repo}`" + (f" (file `{e.hub_filename}`)" if e.hub_filename else "")
+            text += (
+                f"\n\n⬇ Not on this machine yet: it is downloaded from the Hugging Face Hub, {source}, "
+                "the first time it is used (once; then it is cached). Without network access "
+                "(or with `HF_HUB_OFFLINE=1`) you get a message instead: pick a bundled model."
+            )
+        elif c.location == "bundled" and not c.available:
+            text += "\n\n✗ Its weights are not in this copy of the app yet; pick another model."
+        return text
+
+
+# ---------------------------------------------------------------------- caches and files
+class GradientCache:
+    """A small thread-safe LRU cache of :class:`~morphlib.morph.Gradient` objects.
+
+    ``capacity = 0`` disables it (every call computes).
+    """
+
+    def __init__(self, capacity: int = 16) -> None:
+        self.capacity = capacity
+        self.hits = 0
+        self.misses = 0
+        self._items: OrderedDict[Hashable, Gradient] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: Hashable, compute: Callable[[], Gradient]) -> tuple[Gradient, bool]:
+        """The cached gradient for ``key`` (and True), or ``compute()`` stored (and False)."""
+        with self._lock:
+            if key in self._items:
+                self._items.move_to_end(key)
+                self.hits += 1
+                return self._items[key], True
+        value = compute()
+        with self._lock:
+            self.misses += 1
+            if self.capacity > 0:
+                self._items[key] = value
+                while len(self._items) > self.capacity:
+                    self._items.popitem(last=False)
+        return value, False
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
+class OutputDirs:
+    """Per-request output folders under one temporary root.
+
+    Each :meth:`new` folder lives until ``keep`` newer ones exist or it is ``max_age_s``
+    old; the root is removed at interpreter exit (and by :meth:`cleanup`).
+    """
+
+    def __init__(self, root: str | Path | None = None, keep: int = 32, max_age_s: float = 3600.0) -> None:
+        self.root = Path(root) if root is not None else Path(tempfile.mkdtemp(prefix="morphlib-app-"))
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.keep = keep
+        self.max_age_s = max_age_s
+        self._lock = threading.Lock()
+        atexit.register(self.cleanup)
+
+    def new(self, prefix: str = "run") -> Path:
+        """A fresh empty folder; older folders beyond the limits are deleted first."""
+        with self._lock:
+            self.prune()
+            return Path(tempfile.mkdtemp(prefix=f"{prefix}-", dir=self.root))
+
+    def prune(self) -> None:
+        if not self.root.is_dir():
+            self.root.mkdir(parents=True, exist_ok=True)
+        folders = sorted((p for p in self.root.iterdir() if p.is_dir()), key=lambda p: p.stat().st_mtime)
+        now = time.time()
+        excess = len(folders) - (self.keep - 1)
+        for i, folder in enumerate(folders):
+            if i < excess or now - folder.stat().st_mtime > self.max_age_s:
+                shutil.rmtree(folder, ignore_errors=True)
+
+    def cleanup(self) -> None:
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+# ---------------------------------------------------------------------- results
+@dataclass
+class Prediction:
+    """Top-k of the model on the (fitted) image, its labels, and a suggested target (the runner-up)."""
+
+    model: str
+    top: list[tuple[str, float]]
+    labels: list[str]
+    suggestion: str
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class MorphOutput:
+    """A morph and its renders.
+
+    ``video`` (looping MP4, forward and back, probabilities drawn on every frame), ``gif``
+    (the same), ``plot`` (source/target probability along the morph), ``change`` (heat map
+    of where the last frame differs from the input); ``summary`` is JSON-ready.
+    """
+
+    result: MorphResult
+    video: Path
+    gif: Path
+    plot: Path
+    change: Path
+    summary: dict
+    message: str
+    cached: bool
+    auto: AutoStrength | None = None
+
+
+@dataclass
+class CompareOutput:
+    """The compare-families view: side-by-side video and one row per family."""
+
+    video: Path
+    rows: list[list[Any]]
+    budget: float
+    message: str
+    results: dict[str, MorphResult]
+
+
+@dataclass
+class _Prepared:
+    model: nn.Module
+    model_id: str
+    image: torch.Tensor  # (1, 3, H, W)
+    digest: str
+    notes: list[str]
+
+
+class Engine:
+    """The app's actions, independent of the UI.
+
+    Parameters
+    ----------
+    registry : ModelRegistry, optional
+    cache : GradientCache, optional
+    outputs : OutputDirs, optional
+    fps : float
+        Frames per second of the videos and GIFs.
+    """
+
+    def __init__(
+        self,
+        registry: ModelRegistry | None = None,
+        cache: GradientCache | None = None,
+        outputs: OutputDirs | None = None,
+        fps: float = FPS,
+    ) -> None:
+        self.registry = registry or ModelRegistry()
+        self.cache = cache if cache is not None else GradientCache()
+        self.outputs = outputs or OutputDirs()
+        self.fps = fps
+
+    # ------------------------------------------------------------------ inputs
+    def prepare(self, image: Any, model_id: str) -> _Prepared:
+        """Load the model, decode the image and fit it to the model's input size."""
+        if image is None or (isinstance(image, str) and not image.strip()):
+            raise ValueError("no image: upload one, paste one, use the webcam or pick an example")
+        choice = self.registry.choice(model_id)
+        model = self.registry.load(choice.id)
+        loaded = load_image(image)
+        notes = list(loaded.notes)
+        size = tuple(choice.entry.input_size) if choice.entry is not None else _input_size(model)
+        fitted, note = fit_to_size(loaded.image, size)
+        if note:
+            notes.append(note)
+        x = fitted[None].to(self.registry.device_for())
+        digest = hashlib.sha1(fitted.numpy().tobytes()).hexdigest()
+        return _Prepared(model, choice.id, x, digest, notes)
+
+    @torch.no_grad()
+    def predict(self, image: Any, model_id: str, k: int = 5) -> Prediction:
+        """The model's top-``k`` on ``image`` and a suggested target (its runner-up)."""
+        p = self.prepare(image, model_id)
+        probs = torch.softmax(p.model(p.image).float(), dim=-1)[0].cpu()
+        labels = _labels(p.model, probs.numel())
+        values, indices = probs.topk(min(k, len(labels)))
+        top = [(labels[i], float(v)) for v, i in zip(values.tolist(), indices.tolist(), strict=True)]
+        suggestion = top[1][0] if len(top) > 1 else top[0][0]
+        return Prediction(p.model_id, top, labels, suggestion, p.notes)
+
+    def _gradient(self, p: _Prepared, target: int, family: str, s: Settings) -> tuple[Gradient, bool]:
+        pyramid = None
+        if family.startswith("csp"):
+            pyramid = {"bandwidth": s.bandwidth}
+            if s.orientations:
+                pyramid["orientations"] = s.orientations
+        options = dict(
+            family=family,
+            luma_only=s.luma_only,
+            phase_cap=s.phase_cap or None,
+            smooth_sigma=s.smooth_sigma or None,
+            pyramid=pyramid,
+        )
+        key = (
+            p.digest,
+            p.model_id,
+            str(p.image.device),
+            target,
+            tuple(sorted((k, repr(v)) for k, v in options.items())),
+        )
+        return self.cache.get(key, lambda: gradient(p.model, p.image, target, **options))
+
+    def _target(self, p: _Prepared, s: Settings) -> int:
+        with torch.no_grad():
+            probs = torch.softmax(p.model(p.image).float(), dim=-1)[0].cpu()
+        labels = _labels(p.model, probs.numel())
+        if not s.target:
+            return int(probs.topk(2).indices[1]) if len(labels) > 1 else 0
+        return resolve_class(s.target, labels)
+
+    # ------------------------------------------------------------------ actions
+    def morph(self, image: Any, settings: Settings, progress: Progress | None = None) -> MorphOutput:
+        """Morph ``image`` as ``settings`` say and render it (see :class:`MorphOutput`)."""
+        progress = progress or _no_progress
+        s = settings.validated()
+        if s.family not in ("pixel", "fourier-phase", "csp-phase", "csp-joint", "csp-amplitude"):
+            raise ValueError(f"unknown family {s.family!r}")
+        progress(0.02, "loading the model and the image")
+        p = self.prepare(image, s.model)
+        target = self._target(p, s)
+        progress(0.1, "class gradient (one backward pass)")
+        grad, cached = self._gradient(p, target, s.family, s)
+        notes = list(p.notes)
+        budget = alpha = None
+        found = None
+        if s.mode == "auto":
+            progress(0.3, "searching the smallest strength that reaches the target")
+            found = auto_strength(grad, min_prob=s.prob or None, max_budget=s.strength or None)
+            if s.regime == "frozen" or found.budget == 0:
+                alpha = found.alpha
+            else:
+                budget = found.budget
+                notes.append(
+                    f"auto strength was searched along the frozen path; the {s.regime} path uses its "
+                    f"L2 budget {found.budget:.3g}"
+                )
+        elif s.mode == "budget":
+            budget = s.strength or default_budget(p.image)
+        else:
+            if s.strength <= 0:
+                raise ValueError(
+                    "amplification mode needs a strength > 0 (the largest parameter change: radians "
+                    "of phase, or pixel values for the pixel family)"
+                )
+            alpha = s.strength
+
+        def step(done: int, total: int) -> None:
+            progress(0.35 + 0.35 * done / max(total, 1), f"{s.regime} steps {done}/{total}")
+
+        progress(0.35, "rendering and scoring the frames")
+        result = morph(
+            p.model,
+            p.image,
+            target,
+            family=s.family,
+            regime=s.regime,
+            frames=s.frames,
+            budget=budget,
+            alpha=alpha,
+            grad=grad,
+            progress=step,
+        )
+        progress(0.75, "encoding the video")
+        out = self.outputs.new("morph")
+        frames = annotated_frames(result)
+        video = write_mp4(frames, out / "morph.mp4", fps=self.fps)
+        gif = write_gif(frames, out / "morph.gif", fps=self.fps)
+        plot = probability_plot(result, out / "probabilities.png")
+        change = out / "change.png"
+        Image.fromarray(change_map(result)).save(change)
+        summary = result.summary()
+        summary.update(
+            model=p.model_id,
+            settings=s.as_dict(),
+            gradient_cached=cached,
+            auto=asdict(found) if found is not None else None,
+            notes=notes,
+        )
+        message = _morph_message(result, found, cached, notes)
+        progress(1.0, "done")
+        return MorphOutput(result, video, gif, plot, change, summary, message, cached, found)
+
+    def compare(
+        self, image: Any, settings: Settings, budget: float | None = None, progress: Progress | None = None
+    ) -> CompareOutput:
+        """Morph with each of :data:`COMPARE_FAMILIES` at the same L2 ``budget`` (default: RMS 0.05).
+
+        A family that cannot reach the budget (phase edits are bounded) gets a grey tile
+        saying so instead of a video.
+        """
+        progress = progress or _no_progress
+        s = settings.validated()
+        progress(0.02, "loading the model and the image")
+        p = self.prepare(image, s.model)
+        target = self._target(p, s)
+        if budget is not None and (not math.isfinite(float(budget)) or budget < 0):
+            raise ValueError(f"the L2 budget must be a number >= 0 (0: default), got {budget}")
+        budget = float(budget) if budget else default_budget(p.image)
+        videos, titles, rows, results = [], [], [], {}
+        failed: dict[str, str] = {}
+        for i, family in enumerate(COMPARE_FAMILIES):
+            progress(0.05 + 0.8 * i / len(COMPARE_FAMILIES), f"{family}: gradient and frames")
+            try:
+                grad, _ = self._gradient(p, target, family, s)
+                r = morph(
+                    p.model,
+                    p.image,
+                    target,
+                    family=family,
+                    regime=s.regime,
+                    frames=s.frames,
+                    budget=budget,
+                    grad=grad,
+                    progress=False,
+                )
+            except ValueError as err:
+                failed[family] = str(err)
+                rows.append([family, None, None, None, None, str(err)])
+                continue
+            results[family] = r
+            videos.append((family, annotated_frames(r)))
+            rows.append(
+                [
+                    family,
+                    round(float(r.l2[-1]), 4),
+                    round(float(r.source_probs[-1]), 4),
+                    round(float(r.target_probs[-1]), 4),
+                    r.top1[-1],
+                    "",
+                ]
+            )
+        if not videos:
+            raise ValueError(
+                "no family could reach this budget: " + "; ".join(f"{k}: {v}" for k, v in failed.items())
+            )
+        shape = videos[0][1].shape
+        tiles = dict(videos)
+        ordered = []
+        for family in COMPARE_FAMILIES:
+            if family in tiles:
+                ordered.append(tiles[family])
+            else:
+                tile = message_tile(shape[1], shape[2], f"{family}: {failed[family]}")
+                ordered.append(np.broadcast_to(tile, (shape[0], *tile.shape)))
+            titles.append(family)
+        progress(0.9, "encoding the video")
+        out = self.outputs.new("compare")
+        video = write_mp4(side_by_side(ordered, titles), out / "compare.mp4", fps=self.fps)
+        label = next(iter(results.values())).labels[target]
+        lines = [f"All families at L2 budget **{budget:.3g}**, toward **{label}**."]
+        lines += [f"- {family}: {msg}" for family, msg in failed.items()]
+        progress(1.0, "done")
+        return CompareOutput(video, rows, budget, "\n".join(lines), results)
+
+
+def _labels(model: nn.Module, n: int) -> list[str]:
+    labels = getattr(model, "labels", None)
+    return [str(x) for x in labels] if labels is not None and len(labels) == n else [str(i) for i in range(n)]
+
+
+def _input_size(model: nn.Module) -> tuple[int, int]:
+    pre = getattr(model, "preprocess", None)
+    return tuple(getattr(pre, "input_size", (224, 224)))
+
+
+def _morph_message(result: MorphResult, found: AutoStrength | None, cached: bool, notes: list[str]) -> str:
+    src, tgt = result.labels[result.source], result.labels[result.target]
+    p0, p1 = float(result.target_probs[0]), float(result.target_probs[-1])
+    lines = [
+        f"**{src} → {tgt}**: p({tgt}) {p0:.3f} → {p1:.3f}, last frame's top-1 **{result.top1[-1]}**, "
+        f"L2 from the input {float(result.l2[-1]):.3g} (α = {float(result.alphas[-1]):.3g})."
+    ]
+    if found is not None:
+        lines.append(("✓ " if found.reached else "⚠ ") + f"Auto strength: {found.message}")
+    lines.append("Gradient reused from the cache." if cached else "Gradient computed (one backward pass).")
+    lines += [f"- {note}" for note in notes]
+    return "\n\n".join(lines[:3]) + ("\n\n" + "\n".join(lines[3:]) if len(lines) > 3 else "")

@@ -1,0 +1,236 @@
+"""Decode an uploaded image safely, whatever it is, and fit it to a model's input size.
+
+Every problem a user can cause raises :class:`ImageError` (a ``ValueError``) with a
+message that says what to do; conversions that change the image (grey to RGB, 16-bit to
+float, transparency flattened, resizing) are reported as notes, not errors.
+
+Examples
+--------
+>>> from PIL import Image
+>>> import io
+>>> buffer = io.BytesIO()
+>>> Image.new("LA", (80, 40), (128, 0)).save(buffer, format="PNG")
+>>> loaded = load_image(buffer.getvalue())
+>>> loaded.image.shape, loaded.original_size
+(torch.Size([3, 40, 80]), (80, 40))
+>>> loaded.notes[0]
+'transparent areas flattened onto white'
+>>> fitted, note = fit_to_size(loaded.image, (32, 32))
+>>> fitted.shape, note
+(torch.Size([3, 32, 32]), 'resized from 80×40 and centre-cropped to 32×32, the size the model takes')
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+#: Largest image accepted, in pixels (width × height), checked before decoding.
+MAX_PIXELS = 40_000_000
+#: Largest file accepted, in bytes.
+MAX_BYTES = 25 * 2**20
+#: Smallest side accepted, in pixels (smaller images carry no usable content).
+MIN_SIDE = 8
+
+READABLE = "PNG, JPEG, WebP, GIF, BMP or TIFF"
+
+__all__ = ["MAX_BYTES", "MAX_PIXELS", "MIN_SIDE", "ImageError", "LoadedImage", "fit_to_size", "load_image"]
+
+
+class ImageError(ValueError):
+    """The input is not an image the app can use; the message says why and what to do."""
+
+
+@dataclass
+class LoadedImage:
+    """A decoded image.
+
+    Attributes
+    ----------
+    image : Tensor
+        ``(3, H, W)`` float32 RGB in ``[0, 1]``.
+    original_size : (int, int)
+        ``(width, height)`` as stored in the file.
+    mode : str
+        The file's PIL mode (``"RGB"``, ``"L"``, ``"I;16"``, ...).
+    notes : list of str
+        Conversions made on the way.
+    """
+
+    image: torch.Tensor
+    original_size: tuple[int, int]
+    mode: str
+    notes: list[str] = field(default_factory=list)
+
+
+def _read(source: str | Path | bytes, max_bytes: int) -> bytes:
+    if isinstance(source, bytes | bytearray):
+        data = bytes(source)
+    else:
+        path = Path(source)
+        if not path.is_file():
+            raise ImageError(f"no image file at {path.name!r}; upload a {READABLE} image")
+        size = path.stat().st_size
+        if size > max_bytes:
+            raise ImageError(
+                f"the file is {size / 2**20:.1f} MB; the limit is {max_bytes / 2**20:.0f} MB — "
+                "upload a smaller image"
+            )
+        data = path.read_bytes()
+    if len(data) > max_bytes:
+        raise ImageError(f"the file is {len(data) / 2**20:.1f} MB; the limit is {max_bytes / 2**20:.0f} MB")
+    if not data:
+        raise ImageError(f"the file is empty; upload a {READABLE} image")
+    return data
+
+
+def _open(data: bytes, max_pixels: int) -> Image.Image:
+    """Open (header only) and check the pixel count before anything is decoded."""
+    too_big = (
+        "the image is {w}×{h} = {mp:.0f} megapixels; the limit is {limit:.0f} megapixels "
+        "(very large images, and files that decompress to them, are refused) — downscale it first"
+    )
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(data))
+    except UnidentifiedImageError:
+        raise ImageError(f"this file is not an image the app can read; upload a {READABLE} image") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
+        raise ImageError(f"the image is too large to decode safely ({err}); downscale it first") from None
+    except Exception as err:  # malformed headers raise all sorts of errors
+        raise ImageError(
+            f"the image file is corrupt ({type(err).__name__}: {err}); try another file"
+        ) from None
+    w, h = image.size
+    if w * h > max_pixels:
+        raise ImageError(too_big.format(w=w, h=h, mp=w * h / 1e6, limit=max_pixels / 1e6))
+    return image
+
+
+def _to_array(image: Image.Image, notes: list[str]) -> np.ndarray:
+    """``(H, W, 3)`` float32 in ``[0, 1]`` from any PIL mode."""
+    mode = image.mode
+    if mode in ("I;16", "I;16L", "I;16B", "I;16N", "I", "F"):
+        array = np.asarray(image).astype(np.float64)
+        if mode == "F":
+            top = float(np.nanmax(array)) if array.size else 0.0
+            scale = 1.0 if top <= 1.0 else (255.0 if top <= 255.0 else 65535.0)
+            notes.append("floating-point image: values scaled to [0, 1]")
+        else:
+            top = float(array.max()) if array.size else 0.0
+            scale = 255.0 if top <= 255 else 65535.0 if top <= 65535 else top
+            notes.append(f"{'16' if mode.startswith('I;16') else '32'}-bit greyscale image: scaled to [0, 1]")
+        array = np.clip(np.nan_to_num(array / scale), 0.0, 1.0)
+        notes.append("greyscale image: used as RGB (three equal channels)")
+        return np.repeat(array[..., None], 3, axis=-1).astype(np.float32)
+    has_alpha = mode in ("RGBA", "LA", "PA", "La", "RGBa") or "transparency" in image.info
+    if has_alpha:
+        rgba = image.convert("RGBA")
+        alpha = np.asarray(rgba.getchannel("A"))
+        if alpha.min() < 255:
+            notes.append("transparent areas flattened onto white")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        rgb = Image.alpha_composite(white, rgba).convert("RGB")
+    else:
+        rgb = image.convert("RGB")
+    if mode in ("1", "L", "LA", "La", "I;16", "I", "F") or (mode == "P" and _is_grey(rgb)):
+        notes.append("greyscale image: used as RGB (three equal channels)")
+    elif mode == "CMYK":
+        notes.append("CMYK image: converted to RGB")
+    return np.asarray(rgb, dtype=np.float32) / 255.0
+
+
+def _is_grey(image: Image.Image) -> bool:
+    array = np.asarray(image)
+    return bool((array[..., 0] == array[..., 1]).all() and (array[..., 1] == array[..., 2]).all())
+
+
+def load_image(
+    source: str | Path | bytes | Image.Image,
+    max_pixels: int = MAX_PIXELS,
+    max_bytes: int = MAX_BYTES,
+    min_side: int = MIN_SIDE,
+) -> LoadedImage:
+    """Decode an image file (path or bytes) or a PIL image into ``(3, H, W)`` RGB floats in ``[0, 1]``.
+
+    Checks, in order: file size (``max_bytes``), that it is an image, its pixel count from
+    the header (``max_pixels``, before decoding: decompression bombs are refused), that it
+    decodes completely (truncated files are refused), and its smallest side (``min_side``).
+    EXIF orientation is applied; animations use their first frame; greyscale, palette,
+    16-bit, float, CMYK and transparent images are converted (see ``notes``).
+
+    Raises
+    ------
+    ImageError
+        With a message for the user.
+    """
+    if isinstance(source, Image.Image):
+        image = source
+        if image.width * image.height > max_pixels:
+            megapixels = image.width * image.height / 1e6
+            raise ImageError(
+                f"the image has {megapixels:.0f} megapixels; the limit is {max_pixels / 1e6:.0f}"
+            )
+    else:
+        image = _open(_read(source, max_bytes), max_pixels)
+    notes: list[str] = []
+    mode, size = image.mode, image.size
+    try:
+        if getattr(image, "n_frames", 1) > 1:
+            image.seek(0)
+            notes.append("animated image: its first frame is used")
+        image.load()
+        image = ImageOps.exif_transpose(image) or image
+        array = _to_array(image, notes)
+    except ImageError:
+        raise
+    except Exception as err:  # truncated data, bad chunks, unsupported compression...
+        raise ImageError(
+            f"the image could not be decoded ({type(err).__name__}: {err}); the file may be truncated or "
+            f"corrupt — try another {READABLE} file"
+        ) from None
+    h, w = array.shape[:2]
+    if min(h, w) < min_side:
+        raise ImageError(f"the image is only {w}×{h} pixels; give at least {min_side} pixels a side")
+    if not np.isfinite(array).all():
+        raise ImageError("the image contains NaN or infinite values")
+    tensor = torch.from_numpy(np.ascontiguousarray(array)).permute(2, 0, 1).contiguous()
+    return LoadedImage(tensor, size, mode, notes)
+
+
+def fit_to_size(image: torch.Tensor, size: tuple[int, int]) -> tuple[torch.Tensor, str | None]:
+    """Resize ``image`` ``(3, H, W)`` so that it covers ``size`` ``(H, W)``, then centre-crop to it.
+
+    This is how classifiers are usually evaluated (aspect ratio kept, centre crop); it also
+    caps the cost of a morph at the model's own input size.  Shrinking is antialiased.
+
+    Returns
+    -------
+    image : Tensor
+        ``(3, size[0], size[1])``.
+    note : str or None
+        What was done, for the user; ``None`` when the image already had that size.
+    """
+    th, tw = int(size[0]), int(size[1])
+    h, w = image.shape[-2:]
+    if (h, w) == (th, tw):
+        return image, None
+    scale = max(th / h, tw / w)
+    rh, rw = max(th, math.ceil(h * scale - 1e-6)), max(tw, math.ceil(w * scale - 1e-6))
+    resized = F.interpolate(
+        image[None], size=(rh, rw), mode="bilinear", align_corners=False, antialias=scale < 1
+    )[0].clamp(0.0, 1.0)
+    top, left = (rh - th) // 2, (rw - tw) // 2
+    out = resized[:, top : top + th, left : left + tw].contiguous()
+    verb = "enlarged" if scale > 1 else "resized"
+    crop = " and centre-cropped" if (rh, rw) != (th, tw) else ""
+    return out, f"{verb} from {w}×{h}{crop} to {tw}×{th}, the size the model takes"

@@ -1,0 +1,353 @@
+"""The app's UI-independent helpers: image decoding, settings and permalinks, examples, engine."""
+
+from __future__ import annotations
+
+import io
+import struct
+import time
+import zlib
+from pathlib import Path
+
+import imageio_ffmpeg
+import numpy as np
+import pytest
+import torch
+import yaml
+from PIL import Image
+
+from morphlib.app.engine import COMPARE_FAMILIES, Engine, GradientCache, ModelRegistry, OutputDirs
+from morphlib.app.examples import example_by_name, find_example, load_examples
+from morphlib.app.images import ImageError, fit_to_size, load_image
+from morphlib.app.settings import MAX_FRAMES, Settings, wants_run
+from morphlib.zoo import ModelUnavailableError, read_manifest
+from morphlib.zoo.manifest import DEFAULT_MANIFEST
+
+
+def png_bytes(image: Image.Image, **kwargs) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format=kwargs.pop("format", "PNG"), **kwargs)
+    return buffer.getvalue()
+
+
+def png_with_size(width: int, height: int) -> bytes:
+    """A 1x1 PNG whose header claims ``width`` x ``height`` (a decompression bomb's header)."""
+    data = bytearray(png_bytes(Image.new("L", (1, 1))))
+    ihdr = 8 + 8  # signature, then length + type of the IHDR chunk
+    data[ihdr : ihdr + 8] = struct.pack(">II", width, height)
+    crc = zlib.crc32(bytes(data[ihdr - 4 : ihdr + 13]))
+    data[ihdr + 13 : ihdr + 17] = struct.pack(">I", crc)
+    return bytes(data)
+
+
+# --------------------------------------------------------------------- images
+def test_rgb_png_round_trips_exactly():
+    rng = np.random.default_rng(0)
+    array = rng.integers(0, 256, (20, 30, 3), dtype=np.uint8)
+    loaded = load_image(png_bytes(Image.fromarray(array)))
+    assert loaded.notes == [] and loaded.mode == "RGB" and loaded.original_size == (30, 20)
+    assert torch.equal((loaded.image * 255).round().byte().permute(1, 2, 0), torch.from_numpy(array))
+
+
+@pytest.mark.parametrize(
+    ("image", "note"),
+    [
+        (Image.new("L", (16, 16), 128), "greyscale"),
+        (Image.new("1", (16, 16), 1), "greyscale"),
+        (Image.new("RGBA", (16, 16), (255, 0, 0, 0)), "transparent"),
+        (Image.new("LA", (16, 16), (0, 128)), "transparent"),
+        (Image.new("P", (16, 16), 3), None),
+    ],
+)
+def test_modes_become_rgb_with_a_note(image, note):
+    loaded = load_image(png_bytes(image))
+    assert loaded.image.shape == (3, 16, 16) and loaded.image.dtype == torch.float32
+    assert 0 <= float(loaded.image.min()) <= float(loaded.image.max()) <= 1
+    if note:
+        assert any(note in n for n in loaded.notes), loaded.notes
+
+
+def test_fully_transparent_pixels_become_white():
+    loaded = load_image(png_bytes(Image.new("RGBA", (16, 16), (255, 0, 0, 0))))
+    assert torch.allclose(loaded.image, torch.ones(3, 16, 16))
+
+
+def test_sixteen_bit_greyscale_keeps_its_range():
+    array = np.zeros((16, 16), dtype=np.uint16)
+    array[:, 8:] = 65535
+    array[0, 0] = 32768
+    loaded = load_image(png_bytes(Image.fromarray(array)))
+    assert loaded.mode.startswith("I")
+    assert float(loaded.image[0, 0, 0]) == pytest.approx(0.5, abs=1e-4)
+    assert float(loaded.image[:, :, 8:].min()) == 1.0 and float(loaded.image[:, 1:, :8].max()) == 0.0
+    assert any("16-bit" in n for n in loaded.notes)
+
+
+def test_float_tiff_and_cmyk_jpeg():
+    floats = load_image(png_bytes(Image.fromarray(np.full((16, 16), 0.25, np.float32)), format="TIFF"))
+    assert float(floats.image.mean()) == pytest.approx(0.25)
+    cmyk = load_image(png_bytes(Image.new("CMYK", (16, 16), (0, 255, 255, 0)), format="JPEG"))
+    assert cmyk.image[0].mean() > 0.8 and cmyk.image[1].mean() < 0.2 and "CMYK" in cmyk.notes[0]
+
+
+def test_exif_orientation_is_applied():
+    image = Image.new("RGB", (40, 20), "black")
+    exif = Image.Exif()
+    exif[274] = 6  # rotate 90 degrees clockwise on display
+    loaded = load_image(png_bytes(image, format="JPEG", exif=exif.tobytes()))
+    assert loaded.image.shape == (3, 40, 20)
+
+
+def test_animated_gif_uses_its_first_frame():
+    frames = [Image.new("RGB", (16, 16), c) for c in ("red", "blue")]
+    loaded = load_image(png_bytes(frames[0], format="GIF", save_all=True, append_images=frames[1:]))
+    assert loaded.image[0].mean() > 0.9 and loaded.image[2].mean() < 0.1
+    assert any("animated" in n for n in loaded.notes)
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (b"this is not an image", "not an image"),
+        (b"", "empty"),
+        (png_bytes(Image.new("RGB", (64, 64), "red"))[:60], "corrupt|could not be decoded"),
+        (png_bytes(Image.new("RGB", (5, 40))), "only 5×40 pixels"),
+        (png_with_size(8000, 8000), "64 megapixels; the limit is 40"),
+        (png_with_size(30000, 30000), "too large"),
+    ],
+)
+def test_bad_images_get_clear_messages(data, message):
+    start = time.perf_counter()
+    with pytest.raises(ImageError, match=message):
+        load_image(data)
+    assert time.perf_counter() - start < 1.0  # bombs are refused from the header, not decoded
+
+
+def test_truncated_jpeg_and_size_limits(tmp_path):
+    rng = np.random.default_rng(0)
+    jpeg = png_bytes(Image.fromarray(rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)), format="JPEG")
+    with pytest.raises(ImageError, match="truncated or corrupt"):
+        load_image(jpeg[: len(jpeg) // 2])
+    path = tmp_path / "big.png"
+    path.write_bytes(jpeg)
+    with pytest.raises(ImageError, match="the limit is"):
+        load_image(path, max_bytes=1000)
+    with pytest.raises(ImageError, match="no image file"):
+        load_image(tmp_path / "missing.png")
+
+
+def test_fit_to_size_keeps_the_aspect_and_centre_crops():
+    image = torch.zeros(3, 100, 300)
+    image[0, :, 100:200] = 1.0  # a red middle third
+    fitted, note = fit_to_size(image, (32, 32))
+    assert fitted.shape == (3, 32, 32) and float(fitted[0].mean()) > 0.95
+    assert "centre-cropped to 32×32" in note
+    same, none = fit_to_size(fitted, (32, 32))
+    assert same is fitted and none is None
+    tiny, note = fit_to_size(torch.rand(3, 10, 10), (32, 32))
+    assert tiny.shape == (3, 32, 32) and note.startswith("enlarged from 10×10")
+
+
+# --------------------------------------------------------------------- settings and permalinks
+CASES = [
+    Settings(model="digits-cnn", target="8"),
+    Settings(model="orientation-cnn-robust", target="45 degrees", example="grating-90", family="pixel"),
+    Settings(
+        model="resnet50-l2-eps3",
+        target="tabby, tabby cat",
+        example="cat",
+        family="csp-joint",
+        regime="step-local",
+        mode="budget",
+        strength=12.5,
+        frames=24,
+        orientations=6,
+        bandwidth="half-octave",
+        luma_only=True,
+        phase_cap=1.5,
+        smooth_sigma=0.75,
+    ),
+    Settings(model="digits-cnn", target="3", mode="auto", prob=0.9, strength=20.0),
+]
+
+
+@pytest.mark.parametrize("settings", CASES)
+def test_permalinks_round_trip(settings):
+    link = settings.link("http://127.0.0.1:7860/")
+    restored, warnings = Settings.from_query(link)
+    assert restored == settings and warnings == []
+    assert Settings.from_query(settings.to_query())[0] == settings
+    assert wants_run(link) == bool(settings.example)
+
+
+def test_permalinks_are_short_and_readable():
+    link = Settings(model="digits-cnn", target="tabby, tabby cat", family="pixel").link("https://x.hf.space")
+    assert link == "https://x.hf.space?model=digits-cnn&target=tabby%2C+tabby+cat&family=pixel"
+
+
+def test_bad_query_parameters_are_skipped_with_warnings():
+    settings, warnings = Settings.from_query("?frames=1000&family=warp&luma=maybe&mode=budget&zoom=2")
+    assert settings == Settings(mode="budget")
+    assert len(warnings) == 4
+    assert any("frames" in w and str(MAX_FRAMES) in w for w in warnings)
+    assert any("unknown family 'warp'" in w for w in warnings)
+    assert any("unknown parameter 'zoom'" in w for w in warnings)
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"frames": 1}, "frames must be at least 2"),
+        ({"frames": 2.5}, "frames must be an integer"),
+        ({"strength": -1.0}, "strength must be at least 0"),
+        ({"family": "csp-amplitudes"}, "unknown family"),
+        ({"orientations": 1}, "orientations"),
+        ({"prob": 1.0}, "prob must be at least 0 and at most 0.999"),
+    ],
+)
+def test_validation_names_the_bad_setting(changes, message):
+    with pytest.raises(ValueError, match=message):
+        Settings(**changes).validated()
+
+
+# --------------------------------------------------------------------- examples
+def test_examples_exist_with_licences_and_known_models():
+    examples = load_examples()
+    listed = yaml.safe_load((Path(examples[0].file).parent / "examples.yaml").read_text())["examples"]
+    assert len(examples) == len(listed) >= 8
+    zoo = read_manifest()
+    for e in examples:
+        assert e.licence and e.model in zoo, e
+    assert {"cat", "coffee", "rocket", "astronaut"} <= {e.name for e in examples}
+    assert "cat" in (Path(examples[0].file).parents[1] / "README.md").read_text()
+
+
+def test_an_uploaded_copy_of_an_example_is_recognised(tmp_path):
+    copy = tmp_path / "upload.png"
+    copy.write_bytes(example_by_name("digit-7").file.read_bytes())
+    assert find_example(copy).name == "digit-7"
+    copy.write_bytes(copy.read_bytes() + b"\0")
+    assert find_example(copy) is None
+    with pytest.raises(ValueError, match="unknown example 'dog'"):
+        example_by_name("dog")
+
+
+# --------------------------------------------------------------------- engine
+@pytest.fixture(scope="module")
+def engine(tmp_path_factory):
+    return Engine(outputs=OutputDirs(tmp_path_factory.mktemp("outputs")))
+
+
+DIGIT = example_by_name("digit-3").file
+
+
+def test_predict_gives_top5_and_the_runner_up(engine):
+    p = engine.predict(DIGIT, "digits-cnn-robust")
+    assert [label for label, _ in p.top][0] == "3" and len(p.top) == 5
+    assert p.suggestion == p.top[1][0] and p.labels == [str(i) for i in range(10)]
+    assert sum(prob for _, prob in p.top) <= 1.0 + 1e-6
+
+
+def test_morph_renders_and_caches_the_gradient(engine):
+    s = Settings(model="digits-cnn-robust", target="9", mode="budget", strength=3.0, frames=5)
+    first = engine.morph(DIGIT, s)
+    assert not first.cached and first.result.frames.shape[0] == 5
+    assert float(first.result.l2[-1]) == pytest.approx(3.0, rel=0.01)
+    assert first.result.target_probs[-1] > first.result.target_probs[0]
+    count, _ = imageio_ffmpeg.count_frames_and_secs(str(first.video))
+    assert count == 2 * 5 - 2
+    for path in (first.gif, first.plot, first.change):
+        assert path.is_file() and path.stat().st_size > 0
+    assert first.summary["gradient_cached"] is False and len(first.summary["frames"]) == 5
+    again = engine.morph(DIGIT, Settings(**{**s.as_dict(), "strength": 5.0, "frames": 7}))
+    assert again.cached and again.result.frames.shape[0] == 7 and "cache" in again.message
+
+
+def test_auto_strength_reaches_the_target(engine):
+    s = Settings(model="digits-cnn-robust", target="9", family="pixel", frames=4)
+    out = engine.morph(DIGIT, s)
+    assert out.auto is not None and out.auto.reached
+    assert out.result.top1[-1] == "9" and "Auto strength" in out.message
+
+
+def test_user_errors_are_value_errors_with_messages(engine):
+    with pytest.raises(ValueError, match="unknown class 'eleven'"):
+        engine.morph(DIGIT, Settings(model="digits-cnn-robust", target="eleven"))
+    with pytest.raises(ValueError, match="unknown model 'nope'"):
+        engine.predict(DIGIT, "nope")
+    with pytest.raises(ValueError, match="amplification mode needs a strength"):
+        engine.morph(DIGIT, Settings(model="digits-cnn-robust", target="9", mode="alpha"))
+    with pytest.raises(ValueError, match="no image"):
+        engine.predict(None, "digits-cnn-robust")
+    with pytest.raises(ValueError, match="cannot be reached"):
+        engine.morph(DIGIT, Settings(model="digits-cnn-robust", target="9", mode="budget", strength=500.0))
+
+
+def test_unavailable_models_explain_themselves(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    zoo = yaml.safe_load(DEFAULT_MANIFEST.read_text())
+    entries = [m for m in zoo["models"] if m["id"] in ("digits-cnn", "resnet50")]
+    entries.append({**entries[0], "id": "ghost", "weights": "assets/ghost"})
+    manifest = tmp_path / "zoo.yaml"
+    manifest.write_text(yaml.safe_dump({"models": entries}))
+    registry = ModelRegistry(manifest)
+    status = {c.id: c for c in registry.choices()}
+    assert status["digits-cnn"].available and "ready" in status["digits-cnn"].label
+    assert status["resnet50"].location == "download" and "downloads on first use" in status["resnet50"].label
+    assert not status["ghost"].available and "weights missing" in status["ghost"].label
+    assert "downloaded from the Hugging Face Hub" in registry.describe("resnet50")
+    engine = Engine(registry, outputs=OutputDirs(tmp_path / "out"))
+    with pytest.raises(ModelUnavailableError, match="HF_HUB_OFFLINE"):
+        engine.predict(DIGIT, "resnet50")
+    with pytest.raises(ModelUnavailableError, match="no weights"):
+        engine.predict(DIGIT, "ghost")
+    assert registry.default() == "digits-cnn"
+
+
+def test_extra_models_registered_in_code(tmp_path):
+    from morphlib.zoo import load
+
+    model = load("digits-cnn")
+    registry = ModelRegistry(extra={"my-digits": model})
+    engine = Engine(registry, outputs=OutputDirs(tmp_path))
+    assert registry.choice("my-digits").available
+    assert engine.predict(DIGIT, "my-digits").top[0][0] == "3"
+
+
+def test_compare_families_at_one_budget(engine):
+    s = Settings(model="digits-cnn-robust", target="9", frames=3)
+    out = engine.compare(DIGIT, s, budget=3.0)
+    assert [row[0] for row in out.rows] == list(COMPARE_FAMILIES)
+    for row in out.rows:
+        assert row[1] == pytest.approx(3.0, rel=0.01) and row[5] == ""
+    count, _ = imageio_ffmpeg.count_frames_and_secs(str(out.video))
+    assert count == 2 * 3 - 2
+
+
+def test_compare_reports_a_family_that_cannot_reach_the_budget(engine):
+    grating = example_by_name("grating-90").file
+    out = engine.compare(grating, Settings(model="orientation-cnn-robust", frames=2), budget=12.0)
+    failed = {row[0]: row[5] for row in out.rows if row[5]}
+    assert "csp-phase" in failed and "cannot be reached" in failed["csp-phase"]
+    assert "pixel" not in failed and out.video.is_file()
+
+
+def test_gradient_cache_is_a_bounded_lru():
+    cache = GradientCache(capacity=2)
+    for key in "abac":  # "a" is used again, so "c" evicts "b"
+        cache.get(key, lambda k=key: k)
+    assert (cache.hits, cache.misses, len(cache)) == (1, 3, 2)
+    assert cache.get("a", lambda: "new") == ("a", True)
+    assert cache.get("b", lambda: "new") == ("new", False)
+    off = GradientCache(capacity=0)
+    off.get("a", lambda: 1)
+    assert off.get("a", lambda: 2) == (2, False)
+
+
+def test_output_dirs_are_pruned_and_removed(tmp_path):
+    outputs = OutputDirs(tmp_path / "root", keep=3)
+    made = [outputs.new() for _ in range(5)]
+    alive = [d for d in made if d.exists()]
+    assert len(alive) == 3 and alive == made[-3:]
+    outputs.cleanup()
+    assert not (tmp_path / "root").exists()
