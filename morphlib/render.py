@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -153,24 +154,28 @@ def probability_panel(
     return np.asarray(panel)
 
 
-def annotated_frames(result: MorphResult, min_side: int = MIN_VIDEO_SIDE) -> np.ndarray:
+def annotated_frames(
+    result: MorphResult, min_side: int = MIN_VIDEO_SIDE, indices: Sequence[int] | None = None
+) -> np.ndarray:
     """The frames enlarged (as for the video), each above a strip with the source and target
     probabilities drawn as bars and the frame's L2 distance from the input.
 
-    Returns ``(F, H', W', 3)`` uint8 with even sides, ready for :func:`write_mp4`.
+    ``indices`` selects frames (default: all).  Returns ``(F, H', W', 3)`` uint8 with even
+    sides, ready for :func:`write_mp4`.
     """
-    frames = upscale(to_uint8(result.frames), min_side=min_side)
+    n = len(result.frames)
+    indices = list(range(n)) if indices is None else [int(k) % n for k in indices]
+    frames = upscale(to_uint8(result.frames[indices]), min_side=min_side)
     src, tgt = result.labels[result.source], result.labels[result.target]
-    n = len(frames)
     out = []
-    for k in range(n):
+    for i, k in enumerate(indices):
         rows = [
             (f"source: {src}", float(result.source_probs[k]), PANEL_COLOURS["source"]),
             (f"target: {tgt}", float(result.target_probs[k]), PANEL_COLOURS["target"]),
         ]
         footer = f"frame {k + 1}/{n}  L2 = {float(result.l2[k]):.2f}  top-1: {result.top1[k]}"
         panel = probability_panel(frames.shape[2], rows, footer)
-        out.append(np.concatenate([frames[k], panel], axis=0))
+        out.append(np.concatenate([frames[i], panel], axis=0))
     return np.stack(out)
 
 

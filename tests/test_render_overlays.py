@@ -46,6 +46,11 @@ def test_annotated_frames_have_even_sides_and_a_panel_per_frame():
     )
 
 
+def test_selected_frames_match_the_full_render():
+    r = fake_result()
+    assert np.array_equal(annotated_frames(r, indices=[3, -1]), annotated_frames(r)[[3, 4]])
+
+
 def test_bars_follow_the_probabilities():
     r = fake_result()
     frames = annotated_frames(r)
