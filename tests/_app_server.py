@@ -1,0 +1,61 @@
+"""Launch ``app.py`` for real on a free port (one server per test module)."""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import os
+import socket
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def load_app_module():
+    """``app.py`` imported from the repository root, whatever the working directory."""
+    if "app" in sys.modules and getattr(sys.modules["app"], "__file__", None) == str(ROOT / "app.py"):
+        return sys.modules["app"]
+    spec = importlib.util.spec_from_file_location("app", ROOT / "app.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["app"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def offline_hub(tmp: Path) -> Iterator[None]:
+    """An empty, offline Hugging Face cache: Hub models are "download" and fail at once."""
+    saved = {k: os.environ.get(k) for k in ("HF_HUB_CACHE", "HF_HUB_OFFLINE", "GRADIO_ANALYTICS_ENABLED")}
+    os.environ.update(HF_HUB_CACHE=str(tmp / "hub"), HF_HUB_OFFLINE="1", GRADIO_ANALYTICS_ENABLED="False")
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+@contextlib.contextmanager
+def running_app(tmp: Path, keep_outputs: int = 32) -> Iterator[tuple[object, str, object]]:
+    """Yield ``(app module, local URL, engine)`` of an app serving on a free port; close it after."""
+    app = load_app_module()
+    from morphlib.app.engine import Engine, OutputDirs
+
+    with offline_hub(tmp):
+        engine = Engine(outputs=OutputDirs(tmp / "outputs", keep=keep_outputs))
+        demo = app.create_demo(engine)
+        url, _ = app.launch(demo, host="127.0.0.1", port=free_port(), block=False, quiet=True)
+        try:
+            yield app, url, engine
+        finally:
+            demo.close()

@@ -1,0 +1,290 @@
+"""The app launched for real; every named endpoint called through ``gradio_client``.
+
+One server for the module, bundled models only, small frame counts.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import imageio_ffmpeg
+import numpy as np
+import pytest
+from _app_server import ROOT, free_port, running_app
+from gradio_client import Client, handle_file
+from gradio_client.exceptions import AppError
+from PIL import Image
+
+from morphlib.app.examples import example_by_name
+from morphlib.app.settings import Settings
+
+DIGIT = str(example_by_name("digit-3").file)
+MODEL = "digits-cnn-robust"
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    with running_app(tmp_path_factory.mktemp("app"), keep_outputs=6) as (app, url, engine):
+        yield app, url, engine
+
+
+@pytest.fixture(scope="module")
+def client(server):
+    return Client(server[1], verbose=False, download_files=str(server[2].outputs.root.parent / "downloads"))
+
+
+def morph(client, **changes):
+    kwargs = dict(image=handle_file(DIGIT), model=MODEL, target="9", mode="budget", strength=3.0, frames=5)
+    kwargs.update(changes)
+    return client.predict(**kwargs, api_name="/morph")
+
+
+def mp4_frames(path) -> int:
+    return imageio_ffmpeg.count_frames_and_secs(str(path))[0]
+
+
+def test_every_endpoint_is_named(client):
+    names = set(client.view_api(return_format="dict", print_info=False)["named_endpoints"])
+    assert {"/models", "/predict", "/morph", "/frame", "/compare", "/permalink", "/restore"} <= names
+
+
+def test_models_lists_bundled_and_downloadable(client):
+    models = {m["id"]: m for m in client.predict(api_name="/models")}
+    assert models[MODEL]["available"] and models[MODEL]["location"] == "bundled"
+    assert (
+        models["resnet50-l2-eps3"]["location"] == "download" and not models["resnet50-l2-eps3"]["available"]
+    )
+    assert "downloads on first use" in models["resnet50-l2-eps3"]["label"]
+
+
+def test_predict_gives_top5_and_suggests_the_runner_up(client):
+    top5, target, message, info = client.predict(handle_file(DIGIT), MODEL, api_name="/predict")
+    confidences = top5["confidences"]
+    assert top5["label"] == "3" and len(confidences) == 5
+    suggested = target["value"]
+    assert suggested == confidences[1]["label"] and f"suggested target: **{suggested}**" in message
+    assert [choice[1] for choice in target["choices"]] == [str(d) for d in range(10)]
+    assert "Digits ResNet" in info
+
+
+def test_morph_returns_a_video_with_the_requested_frames_and_a_rising_target(client):
+    video, gif, scrubber, frame, plot, change, summary, message, link, budget = morph(client, frames=6)
+    assert Path(video).suffix == ".mp4" and mp4_frames(video) == 2 * 6 - 2  # forward and back
+    with Image.open(gif) as g:
+        assert g.n_frames == 2 * 6 - 2
+    for path in (frame, plot, change):
+        assert Path(path).is_file() and Path(path).stat().st_size > 1000
+    frames = summary["frames"]
+    assert len(frames) == 6 and summary["target"]["label"] == "9"
+    assert frames[-1]["p_target"] > frames[0]["p_target"]
+    assert frames[-1]["l2"] == pytest.approx(3.0, rel=0.01) and budget == pytest.approx(
+        frames[-1]["l2"], rel=1e-3
+    )
+    assert scrubber["value"] == scrubber["maximum"] == 5
+    assert "3 → 9" in message and "model=digits-cnn-robust" in link and "example=digit-3" in link
+
+
+def test_new_strength_or_frame_count_reuses_the_gradient(client):
+    first = morph(client, target="5", frames=4)[6]
+    second = morph(client, target="5", frames=7, strength=5.0)[6]
+    assert first["gradient_cached"] is False and second["gradient_cached"] is True
+    assert len(second["frames"]) == 7
+
+
+def test_frame_scrubber_shows_frames_of_this_sessions_morph(client):
+    morph(client, frames=4)
+    first = np.asarray(Image.open(client.predict(0, api_name="/frame")))
+    last = np.asarray(Image.open(client.predict(3, api_name="/frame")))
+    assert first.shape == last.shape and first.shape[1] == 256
+    assert not np.array_equal(first, last)
+    with pytest.raises(AppError, match="greater than maximum value 3"):  # the scrubber's range: this morph
+        client.predict(9, api_name="/frame")
+
+
+def test_frame_needs_a_morph_first(server):
+    fresh = Client(server[1], verbose=False)
+    with pytest.raises(AppError, match="morph an image first"):
+        fresh.predict(0, api_name="/frame")
+
+
+def test_auto_strength_finds_where_the_target_wins(client):
+    summary, message = morph(client, family="pixel", mode="auto", strength=0, frames=4)[6:8]
+    assert summary["auto"]["reached"] and summary["frames"][-1]["top5"][0][0] == "9"
+    assert "becomes top-1" in message
+
+
+def test_auto_strength_says_when_the_cap_comes_first(client):
+    summary, message = morph(client, family="csp-phase", mode="auto", strength=4.0, frames=3)[6:8]
+    assert not summary["auto"]["reached"]
+    assert "never became top-1" in message and "cap" in message
+
+
+def test_compare_families_side_by_side_at_one_budget(client):
+    video, table, message = client.predict(handle_file(DIGIT), MODEL, "9", 3.0, frames=3, api_name="/compare")
+    assert mp4_frames(video) == 2 * 3 - 2
+    rows = table["data"]
+    assert [r[0] for r in rows] == ["pixel", "fourier-phase", "csp-phase", "csp-joint"]
+    assert all(r[1] == pytest.approx(3.0, rel=0.01) for r in rows)
+    assert "L2 budget **3**" in message
+
+
+def test_permalinks_round_trip_through_the_api(client):
+    settings = dict(
+        model="orientation-cnn",
+        target="45 degrees",
+        family="csp-joint",
+        regime="step-local",
+        mode="budget",
+        strength=2.5,
+        prob=0.0,
+        frames=9,
+        orientations=6,
+        bandwidth="half-octave",
+        luma_only=True,
+        phase_cap=1.0,
+        smooth_sigma=0.5,
+    )
+    grating = example_by_name("grating-90").file
+    link = client.predict(handle_file(str(grating)), **settings, api_name="/permalink")
+    assert link.startswith("http://127.0.0.1:") and "example=grating-90" in link and "run=1" in link
+    restored = client.predict(link, api_name="/restore")
+    assert restored["warnings"] == [] and restored["run"] is True
+    assert Path(restored["image"]).read_bytes() == grating.read_bytes()
+    assert Settings(**restored["settings"]) == Settings(example="grating-90", **settings)
+    odd = client.predict("?model=digits-cnn&frames=500&family=warp", api_name="/restore")
+    assert odd["settings"]["model"] == "digits-cnn" and odd["settings"]["frames"] == 16
+    assert len(odd["warnings"]) == 2
+
+
+def png(image: Image.Image, fmt: str = "PNG") -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format=fmt)
+    return buffer.getvalue()
+
+
+def bomb_header() -> bytes:
+    import struct
+    import zlib
+
+    data = bytearray(png(Image.new("L", (1, 1))))
+    data[16:24] = struct.pack(">II", 50000, 50000)
+    data[29:33] = struct.pack(">I", zlib.crc32(bytes(data[12:29])))
+    return bytes(data)
+
+
+BAD_FILES = {
+    "notes.png": (b"just some text, not an image", "not an image"),
+    "truncated.png": (png(Image.new("RGB", (64, 64), "red"))[:70], "corrupt|could not be decoded"),
+    "bomb.png": (bomb_header(), "too large"),
+    "tiny.png": (png(Image.new("RGB", (4, 4))), "only 4×4 pixels"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(BAD_FILES))
+def test_bad_uploads_get_messages_and_the_server_keeps_answering(client, tmp_path, name):
+    data, message = BAD_FILES[name]
+    path = tmp_path / name
+    path.write_bytes(data)
+    with pytest.raises(AppError, match=message):
+        client.predict(handle_file(str(path)), MODEL, api_name="/predict")
+    with pytest.raises(AppError, match=message):
+        morph(client, image=handle_file(str(path)))
+    assert client.predict(handle_file(DIGIT), MODEL, api_name="/predict")[0]["label"] == "3"
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"target": "eleven"}, "unknown class 'eleven'"),
+        ({"model": "no-such-model"}, "unknown model 'no-such-model'"),
+        ({"model": "resnet50-l2-eps3"}, "HF_HUB_OFFLINE"),
+        ({"frames": 1}, "less than minimum value 2"),
+        ({"mode": "budget", "strength": 1000.0}, "cannot be reached"),
+        ({"mode": "alpha", "strength": 0}, "amplification mode needs a strength"),
+    ],
+)
+def test_bad_settings_get_messages(client, changes, message):
+    with pytest.raises(AppError, match=message) as err:
+        morph(client, **changes)
+    assert "Traceback" not in str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("image", "note"),
+    [
+        (Image.new("L", (32, 32), 40), "greyscale"),
+        (Image.new("RGBA", (40, 40), (255, 255, 255, 0)), "transparent"),
+        (Image.fromarray(np.full((32, 32), 20000, np.uint16)), "16-bit"),
+        (Image.new("RGB", (500, 300), "white"), "centre-cropped to 32×32"),
+        (Image.new("RGB", (12, 12), "white"), "enlarged from 12×12"),
+    ],
+)
+def test_odd_images_work_with_a_note(client, tmp_path, image, note):
+    path = tmp_path / "odd.png"
+    path.write_bytes(png(image))
+    top5, _, message, _ = client.predict(handle_file(str(path)), MODEL, api_name="/predict")
+    assert len(top5["confidences"]) == 5 and note in message
+
+
+def test_concurrent_requests_are_queued_and_all_answered(server):
+    clients = [Client(server[1], verbose=False) for _ in range(3)]
+    with ThreadPoolExecutor(3) as pool:
+        results = list(pool.map(lambda c: morph(c, target="7", frames=3), clients))
+    assert [len(r[6]["frames"]) for r in results] == [3, 3, 3]
+
+
+def test_temporary_outputs_are_pruned(server, client):
+    for frames in (3, 4, 5, 6, 7, 8, 9):
+        morph(client, frames=frames)
+    folders = [p for p in server[2].outputs.root.iterdir() if p.is_dir()]
+    assert 1 <= len(folders) <= 6
+
+
+def test_share_without_internet_says_so_and_keeps_serving_locally(tmp_path):
+    """``python app.py --share`` with Gradio's share server unreachable (a dead proxy stands in for
+    no internet, so the test behaves the same on a machine that has it)."""
+    port = free_port()
+    env = dict(
+        os.environ,
+        HTTPS_PROXY="http://127.0.0.1:9",
+        https_proxy="http://127.0.0.1:9",
+        NO_PROXY="127.0.0.1,localhost",
+        no_proxy="127.0.0.1,localhost",
+        HF_HUB_OFFLINE="1",
+        GRADIO_ANALYTICS_ENABLED="False",
+        OMP_NUM_THREADS="1",
+        PYTHONUNBUFFERED="1",
+    )
+    log = tmp_path / "app.log"
+    with open(log, "w") as out:
+        proc = subprocess.Popen(
+            [sys.executable, str(ROOT / "app.py"), "--share", "--port", str(port)],
+            cwd=tmp_path,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        deadline = time.time() + 90
+        while time.time() < deadline and "keeps serving locally" not in log.read_text():
+            assert proc.poll() is None, log.read_text()
+            time.sleep(0.5)
+        text = log.read_text()
+        assert "could not create a public share link" in text, text
+        assert f"http://127.0.0.1:{port}" in text and "Traceback" not in text
+        page = httpx.get(f"http://127.0.0.1:{port}/", timeout=10, trust_env=False)
+        assert page.status_code == 200 and "gradio" in page.text.lower()
+        assert proc.poll() is None
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+    shutil.rmtree(tmp_path, ignore_errors=True)
