@@ -76,30 +76,35 @@ ENGINE: Engine | None = None
 DEMO: gr.Blocks | None = None
 
 
-class ImageInput(gr.Image):
-    """``gr.Image`` that passes the uploaded file on untouched (its path, or bytes for a data URL).
+def raw_file(payload: Any) -> str | bytes | None:
+    """What the image input hands to the handlers: the uploaded file untouched (its path, or the
+    bytes of a data URL), so that ``morphlib.app.images`` decodes it, with its size and
+    decompression-bomb limits and its messages, instead of Gradio's own PIL decoding."""
+    if payload is None:
+        return None
+    url = getattr(payload, "url", None) or ""
+    if url.startswith("data:"):
+        encoded = url.split(",", 1)[-1]
+        if len(encoded) > MAX_BYTES * 4 // 3 + 4:
+            raise gr.Error(f"the image is larger than {MAX_BYTES // 2**20} MB; upload a smaller one")
+        try:
+            return base64.b64decode(encoded, validate=False)
+        except ValueError:
+            raise gr.Error("the pasted image data is not valid base64") from None
+    if not getattr(payload, "path", None):
+        raise gr.Error("no image file was received; upload it again")
+    return str(payload.path)
 
-    Gradio's own preprocessing opens the file with PIL; ours (``morphlib.app.images``)
-    decodes it with size and decompression-bomb limits and says what is wrong.
+
+def image_input(**kwargs: Any) -> gr.Image:
+    """A ``gr.Image`` whose preprocessing is :func:`raw_file`.
+
+    Set on the instance (a subclass would make Gradio write an ``app.pyi`` stub next to this
+    file); the app never sends ``gr.update`` to this component, which would rebuild it.
     """
-
-    is_template = True  # same front-end component as gr.Image
-
-    def preprocess(self, payload: Any) -> str | bytes | None:
-        if payload is None:
-            return None
-        url = getattr(payload, "url", None) or ""
-        if url.startswith("data:"):
-            encoded = url.split(",", 1)[-1]
-            if len(encoded) > MAX_BYTES * 4 // 3 + 4:
-                raise gr.Error(f"the image is larger than {MAX_BYTES // 2**20} MB; upload a smaller one")
-            try:
-                return base64.b64decode(encoded, validate=False)
-            except ValueError:
-                raise gr.Error("the pasted image data is not valid base64") from None
-        if not getattr(payload, "path", None):
-            raise gr.Error("no image file was received; upload it again")
-        return str(payload.path)
+    component = gr.Image(**kwargs)
+    component.preprocess = raw_file  # type: ignore[method-assign]
+    return component
 
 
 # ---------------------------------------------------------------------- helpers
@@ -432,7 +437,7 @@ def create_demo(eng: Engine | None = None) -> gr.Blocks:
         gr.Markdown(INTRO)
         with gr.Row(equal_height=False):
             with gr.Column(scale=2, min_width=320):
-                image = ImageInput(
+                image = image_input(
                     label="Input image (upload, paste or webcam)",
                     sources=["upload", "clipboard", "webcam"],
                     type="filepath",
@@ -690,21 +695,21 @@ def create_demo(eng: Engine | None = None) -> gr.Blocks:
 
 
 API_HELP = """
-**HTTP / Python API.** Every action is a named endpoint; the API page (footer: *Use via API*)
-lists their parameters. With `gradio_client`:
+**HTTP / Python API.** Every action is a named endpoint: `/models`, `/predict`, `/morph`,
+`/frame`, `/compare`, `/permalink`, `/restore` (parameters: *Use via API* in the footer).
+With `gradio_client`:
 
 ```python
 from gradio_client import Client, handle_file
 
-client = Client("http://127.0.0.1:7860/")
-top5, target, message, info = client.predict(
-    handle_file("digit.png"), "digits-cnn-robust", api_name="/predict")
-video, gif, *rest = client.predict(
-    handle_file("digit.png"), "digits-cnn-robust", "9", "csp-phase", "frozen", "budget", 4.0, 0, 16,
-    0, "octave", False, 0, 0, api_name="/morph")
+client = Client("http://127.0.0.1:7860/")  # this app's address
+image = handle_file("digit.png")
+top5, target, message, info = client.predict(image, "digits-cnn-robust", api_name="/predict")
+video, gif, scrubber, frame, plot, change, summary, message, link, budget = client.predict(
+    image=image, model="digits-cnn-robust", target="9", family="csp-phase",
+    mode="budget", strength=4.0, frames=8, api_name="/morph",
+)
 ```
-
-Endpoints: `/models`, `/predict`, `/morph`, `/frame`, `/compare`, `/permalink`, `/restore`.
 """
 
 
@@ -872,7 +877,7 @@ def launch(
         quiet=quiet,
         max_file_size=MAX_BYTES,
         allowed_paths=[str(EXAMPLES_DIR)],
-        show_error=False,
+        show_error=True,  # messages of errors raised inside Gradio itself (e.g. a URL it cannot fetch)
     )
     if share and not share_url:
         print(

@@ -288,3 +288,46 @@ def test_share_without_internet_says_so_and_keeps_serving_locally(tmp_path):
         proc.terminate()
         proc.wait(timeout=20)
     shutil.rmtree(tmp_path, ignore_errors=True)
+
+
+def test_readme_api_example_runs_against_the_app(server, tmp_path, monkeypatch):
+    readme = (ROOT / "README.md").read_text()
+    section = readme[readme.index("### HTTP / Python API") :]
+    code = section[
+        section.index("```python") + len("```python") : section.index("```\n", section.index("```python"))
+    ]
+    code = code.replace("http://127.0.0.1:7860/", server[1])
+    monkeypatch.chdir(ROOT)
+    namespace: dict = {"print": lambda *a, **k: None}
+    exec(compile(code, "README.md", "exec"), namespace)
+    assert namespace["top5"]["label"] == "3" and namespace["target"]["value"] == "9"
+    assert mp4_frames(namespace["video"]) == 2 * 16 - 2  # the compare video, 16 frames by default
+    assert len(namespace["summary"]["frames"]) == 8 and namespace["settings"]["target"] == "9"
+    assert [r[0] for r in namespace["table"]["data"]][0] == "pixel"
+
+
+def test_plain_http_api(server):
+    base = server[1].rstrip("/")
+    with httpx.Client(timeout=30, trust_env=False) as http:
+        event = http.post(
+            f"{base}/gradio_api/call/restore", json={"data": ["?model=digits-cnn&target=8"]}
+        ).json()
+        stream = http.get(f"{base}/gradio_api/call/restore/{event['event_id']}").text
+    assert "event: complete" in stream and '"target": "8"' in stream
+
+
+def test_space_front_matter_matches_requirements_and_zoo():
+    import re
+
+    import yaml
+
+    from morphlib.zoo import read_manifest
+
+    readme = (ROOT / "README.md").read_text()
+    assert readme.startswith("---\n")
+    meta = yaml.safe_load(readme.split("---\n")[1])
+    pinned = re.search(r"^gradio==([\d.]+)", (ROOT / "requirements.txt").read_text(), re.M)
+    assert pinned and meta["sdk"] == "gradio" and str(meta["sdk_version"]) == pinned.group(1)
+    assert meta["app_file"] == "app.py" and (ROOT / meta["app_file"]).is_file() and meta["license"] == "mit"
+    hub = {e.hub_repo for e in read_manifest().values() if e.source == "hf-hub"}
+    assert set(meta["models"]) == hub and len(meta["short_description"]) <= 60
