@@ -27,7 +27,7 @@ os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
 import gradio as gr  # noqa: E402
 
-from morphlib.app.engine import Engine, ModelRegistry, MorphOutput  # noqa: E402
+from morphlib.app.engine import Engine, ModelRegistry, MorphOutput, video_side  # noqa: E402
 from morphlib.app.examples import EXAMPLES_DIR, Example, example_by_name, find_example, load_examples  # noqa: E402
 from morphlib.app.images import MAX_BYTES  # noqa: E402
 from morphlib.app.settings import FAMILIES, MAX_FRAMES, MODES, Settings, wants_run  # noqa: E402
@@ -263,7 +263,7 @@ def run_morph(
     out = _run_morph(image, s, progress)
     r = out.result
     n = len(r.frames)
-    last = annotated_frames(r, indices=[n - 1])[0]
+    last = annotated_frames(r, min_side=video_side(r), indices=[n - 1])[0]
     example = find_example(image) if isinstance(image, str) else None
     link = _link(s, example, request)
     slider = gr.update(minimum=0, maximum=n - 1, value=n - 1, step=1, interactive=True)
@@ -291,7 +291,7 @@ def show_frame(index: float, result: Any) -> Any:
     k = int(round(float(index or 0)))
     if not 0 <= k < n:
         raise gr.Error(f"frame {k} does not exist; the morph has frames 0 to {n - 1}")
-    return annotated_frames(result, indices=[k])[0]
+    return annotated_frames(result, min_side=video_side(result), indices=[k])[0]
 
 
 @gpu

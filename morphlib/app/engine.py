@@ -26,6 +26,7 @@ from __future__ import annotations
 import atexit
 import hashlib
 import math
+import os
 import shutil
 import tempfile
 import threading
@@ -43,6 +44,7 @@ from torch import nn
 
 from morphlib.morph import Gradient, MorphResult, default_budget, gradient, morph, resolve_class
 from morphlib.render import (
+    MIN_VIDEO_SIDE,
     annotated_frames,
     change_map,
     message_tile,
@@ -76,6 +78,7 @@ __all__ = [
     "OutputDirs",
     "Prediction",
     "Settings",
+    "video_side",
 ]
 
 
@@ -241,10 +244,13 @@ class ModelRegistry:
 class GradientCache:
     """A small thread-safe LRU cache of :class:`~morphlib.morph.Gradient` objects.
 
-    ``capacity = 0`` disables it (every call computes).
+    ``capacity`` defaults to ``$MORPHLIB_APP_GRADIENT_CACHE`` or 16; 0 disables the cache
+    (every call computes, as benchmarks against the direct library call need).
     """
 
-    def __init__(self, capacity: int = 16) -> None:
+    def __init__(self, capacity: int | None = None) -> None:
+        if capacity is None:
+            capacity = int(os.environ.get("MORPHLIB_APP_GRADIENT_CACHE", "16"))
         self.capacity = capacity
         self.hits = 0
         self.misses = 0
@@ -494,7 +500,7 @@ class Engine:
         )
         progress(0.75, "encoding the video")
         out = self.outputs.new("morph")
-        frames = annotated_frames(result)
+        frames = annotated_frames(result, min_side=video_side(result))
         video = write_mp4(frames, out / "morph.mp4", fps=self.fps)
         gif = write_gif(frames, out / "morph.gif", fps=self.fps)
         plot = probability_plot(result, out / "probabilities.png")
@@ -550,7 +556,7 @@ class Engine:
                 rows.append([family, None, None, None, None, str(err)])
                 continue
             results[family] = r
-            videos.append((family, annotated_frames(r)))
+            videos.append((family, annotated_frames(r, min_side=video_side(r))))
             rows.append(
                 [
                     family,
@@ -583,6 +589,13 @@ class Engine:
         lines += [f"- {family}: {msg}" for family, msg in failed.items()]
         progress(1.0, "done")
         return CompareOutput(video, rows, budget, "\n".join(lines), results)
+
+
+def video_side(result: MorphResult) -> int:
+    """Smallest side of the rendered video: small images are enlarged to 256 px (crisp pixels,
+    legible captions); images of 128 px and more are shown at their own size (cheaper)."""
+    side = min(result.frames.shape[-2:])
+    return MIN_VIDEO_SIDE if side < 128 else side
 
 
 def _labels(model: nn.Module, n: int) -> list[str]:
