@@ -195,21 +195,27 @@ def top5_value(top: list[tuple[str, float]]) -> dict[str, float]:
 
 # ---------------------------------------------------------------------- handlers
 @friendly
-def predict(image: str | bytes | None, model: str) -> tuple[dict, Any, str, str]:
+def predict(image: str | bytes | None, model: str) -> tuple[dict, Any, str]:
     """Top-5 classes of the image under the model, and its labels as the target list.
 
     Returns the top-5 (label: probability), the target dropdown (every label; value: the
-    runner-up), a status message and the model's description.
+    runner-up) and a status message.
     """
-    eng = engine()
-    info = eng.registry.describe(model)
     if image is None:
-        return {}, gr.update(), "Upload an image, paste one, use the webcam or pick an example.", info
-    p = eng.predict(image, model)
+        return {}, gr.update(), "Upload an image, paste one, use the webcam or pick an example."
+    p = engine().predict(image, model)
     lines = [f"**{p.top[0][0]}** ({p.top[0][1]:.1%}); suggested target: **{p.suggestion}** (runner-up)."]
     lines += [f"- {note}" for note in p.notes]
     target = gr.update(choices=p.labels, value=p.suggestion)
-    return top5_value(p.top), target, "\n".join(lines), info
+    return top5_value(p.top), target, "\n".join(lines)
+
+
+def describe_model(model: str) -> str:
+    """The picked model's description, and what loading it takes (never fails: it only reads the zoo)."""
+    try:
+        return engine().registry.describe(model)
+    except ValueError as err:
+        return f"⚠ {err}"
 
 
 @gpu
@@ -594,7 +600,7 @@ def create_demo(eng: Engine | None = None) -> gr.Blocks:
             phase_cap,
             smooth_sigma,
         ]
-        predict_outputs = [top5, target, status, model_info]
+        predict_outputs = [top5, target, status]
         morph_outputs = [
             video,
             gif,
@@ -675,6 +681,7 @@ def create_demo(eng: Engine | None = None) -> gr.Blocks:
             trigger_mode="always_last",
             concurrency_limit=None,
         )
+        model.change(describe_model, inputs=model, outputs=model_info, api_visibility="private", queue=False)
         gr.api(restore, api_name="restore")
         gr.api(list_models, api_name="models")
         demo.load(
@@ -704,7 +711,7 @@ from gradio_client import Client, handle_file
 
 client = Client("http://127.0.0.1:7860/")  # this app's address
 image = handle_file("digit.png")
-top5, target, message, info = client.predict(image, "digits-cnn-robust", api_name="/predict")
+top5, target, message = client.predict(image, "digits-cnn-robust", api_name="/predict")
 video, gif, scrubber, frame, plot, change, summary, message, link, budget = client.predict(
     image=image, model="digits-cnn-robust", target="9", family="csp-phase",
     mode="budget", strength=4.0, frames=8, api_name="/morph",
