@@ -83,9 +83,14 @@ def test_load_an_example_morph_and_see_the_video(page, url, tmp_path):
     shot = screenshot_dir(tmp_path) / "app-morph.png"
     page.screenshot(path=str(shot), full_page=True)
     assert shot.stat().st_size > 50_000
+    assert "Gradient computed" in status
+    page.locator("#strength input").fill("20")  # a new auto cap: morph again, from the cached gradient
+    page.locator("#strength input").press("Enter")
+    page.locator("#status").get_by_text("Gradient reused from the cache").wait_for()
     page.get_by_role("tab", name="Share & API").click()
     link = page.locator("#permalink textarea").input_value()
-    assert "example=digit-7" in link and "family=pixel" in link and "target=3" in link
+    for part in ("example=digit-7", "family=pixel", "target=3", "strength=20"):
+        assert part in link, link
 
 
 def test_a_permalink_restores_its_settings_and_runs(page, url, tmp_path):
