@@ -21,13 +21,16 @@ import argparse
 import os
 import platform
 import statistics
+import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
-from morphlib import gradient, morph
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from morphlib import gradient, morph  # noqa: E402
 from morphlib.data import load as load_data
 
 FRAMES = 16
