@@ -12,7 +12,7 @@ For each model, in the same run and interleaved (so that machine load hits all a
 
 Times are medians over ``--repeats`` runs (after one warm-up).  Run::
 
-    python benchmarks/bench_morph.py [--repeats 5] [--threads N] [--write benchmarks/RESULTS_morph.md]
+    python benchmarks/bench_morph.py [--repeats 5] [--threads N] [--write /tmp/morph.md]
 """
 
 from __future__ import annotations
