@@ -12,7 +12,7 @@ For each model, in the same run and interleaved (so that machine load hits all a
 
 Times are medians over ``--repeats`` runs (after one warm-up).  Run::
 
-    python benchmarks/bench_morph.py [--repeats 5] [--threads N] [--write benchmarks/RESULTS_morph.md]
+    python benchmarks/bench_morph.py [--repeats 5] [--threads N] [--write /tmp/morph.md]
 """
 
 from __future__ import annotations
@@ -21,13 +21,16 @@ import argparse
 import os
 import platform
 import statistics
+import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
-from morphlib import gradient, morph
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from morphlib import gradient, morph  # noqa: E402
 from morphlib.data import load as load_data
 
 FRAMES = 16

@@ -5,6 +5,6 @@ Phase-based extrapolation of class gradients in a complex steerable pyramid.
 
 __version__ = "0.1.0"
 
-from .morph import Gradient, MorphResult, gradient, morph  # noqa: E402
+from .morph import BudgetUnreachable, Gradient, MorphResult, gradient, morph  # noqa: E402
 
-__all__ = ["Gradient", "MorphResult", "gradient", "morph"]
+__all__ = ["BudgetUnreachable", "Gradient", "MorphResult", "gradient", "morph"]

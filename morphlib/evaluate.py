@@ -5,7 +5,9 @@ driver model; its last frame is scored by the driver (target probability), by th
 judges (top-1 equals the target?) and by the warp-explained energy (warp only, and
 warp plus gain).  Each finished case is appended as one JSON line to
 ``results.jsonl``, flushed to disk, so an interrupted run loses at most the case in
-progress and a rerun skips what is done.  :func:`write_report` turns the rows into
+progress and a rerun skips what is done.  A budget that an edit family cannot reach
+(phase edits saturate) is recorded as such, with the saturation level, and counted in
+the report rather than stopping the run.  :func:`write_report` turns the rows into
 ``results.csv``, ``report.md`` and figures.
 """
 
@@ -25,7 +27,7 @@ import torch
 
 from .data import load as load_data
 from .metrics import fit_warp
-from .morph import morph
+from .morph import BudgetUnreachable, morph
 from .zoo import load as load_model
 
 #: Published MNIST figures at L2 = 1 (Mahdisoltani et al., revision): median E, percent.
@@ -161,24 +163,29 @@ def run_source(
 
     The warp fits of all of a source's last frames run as one batch (they are separable).
     """
-    rows, lasts = [], []
+    rows, lasts, reached = [], [], []
     for case in cases:
         start = time.perf_counter()
-        result = morph(
-            model,
-            image,
-            case.target,
-            family=case.family,
-            regime=case.regime,
-            frames=frames,
-            budget=case.budget,
-            source=case.label,
-            progress=False,
-        )
+        try:
+            result = morph(
+                model,
+                image,
+                case.target,
+                family=case.family,
+                regime=case.regime,
+                frames=frames,
+                budget=case.budget,
+                source=case.label,
+                progress=False,
+            )
+        except BudgetUnreachable as err:
+            rows.append(dict(asdict(case), key=case.key, unreachable=str(err)))
+            continue
         last = result.frames[-1:]
         with torch.no_grad():
             judged = {judge.entry.id: int(judge(last).argmax(-1)) for judge in judges}
         lasts.append(last)
+        reached.append(case)
         rows.append(
             dict(
                 asdict(case),
@@ -193,17 +200,20 @@ def run_source(
                 seconds=time.perf_counter() - start,
             )
         )
+    if not lasts:
+        return rows
     edited = torch.cat(lasts).double()
     source = image[None].double().expand_as(edited)
     warp = fit_warp(source, edited)
     gained = fit_warp(source, edited, gain=True, start=warp)
-    for i, row in enumerate(rows):
+    measured = [row for row in rows if "unreachable" not in row]
+    for i, row in enumerate(measured):
         row.update(e_warp=float(warp.energy[i]), e_warp_gain=float(gained.energy[i]))
     if example_dir is not None:
         from PIL import Image
 
         example_dir.mkdir(parents=True, exist_ok=True)
-        for case, last in zip(cases, lasts, strict=True):
+        for case, last in zip(reached, lasts, strict=True):
             pixels = (last[0].clamp(0, 1).permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
             Image.fromarray(pixels).save(example_dir / f"{case.key.replace('|', '_')}.png")
     return rows
@@ -284,12 +294,13 @@ def summarise(rows: Sequence[dict], config: EvalConfig) -> list[dict]:
     for regime in config.regimes:
         for budget in config.budgets:
             for family in config.families:
-                group = [
+                cases = [
                     r
                     for r in rows
                     if r["regime"] == regime and r["family"] == family and math.isclose(r["budget"], budget)
                 ]
-                if not group:
+                group = [r for r in cases if "unreachable" not in r]
+                if not cases:
                     continue
                 lines.append(
                     dict(
@@ -297,6 +308,7 @@ def summarise(rows: Sequence[dict], config: EvalConfig) -> list[dict]:
                         budget=budget,
                         family=family,
                         n=len(group),
+                        unreachable=len(cases) - len(group),
                         p_target=bootstrap_median([r["p_target"] for r in group]),
                         success=sum(r["top1"] == r["target"] for r in group),
                         transfer={
@@ -304,13 +316,15 @@ def summarise(rows: Sequence[dict], config: EvalConfig) -> list[dict]:
                         },
                         e_warp=bootstrap_median([r["e_warp"] for r in group]),
                         e_warp_gain=bootstrap_median([r["e_warp_gain"] for r in group]),
-                        l2=float(np.median([r["l2"] for r in group])),
+                        l2=float(np.median([r["l2"] for r in group])) if group else math.nan,
                     )
                 )
     return lines
 
 
 def _fmt(stat: tuple[float, float, float], scale: float = 1.0, digits: int = 1) -> str:
+    if math.isnan(stat[0]):
+        return "-"
     m, lo, hi = (s * scale for s in stat)
     return f"{m:.{digits}f} [{lo:.{digits}f}, {hi:.{digits}f}]"
 
@@ -318,13 +332,14 @@ def _fmt(stat: tuple[float, float, float], scale: float = 1.0, digits: int = 1) 
 def write_report(rows: Sequence[dict], config: EvalConfig, out: Path) -> Path:
     """``results.csv``, ``summary.json``, ``report.md`` and PNG figures in ``out``."""
     out = Path(out)
-    fields = [k for k in rows[0] if k != "judges"] + [f"judge:{j}" for j in config.judges] if rows else []
+    keys = list(dict.fromkeys(k for row in rows for k in row if k != "judges"))
+    fields = keys + [f"judge:{j}" for j in config.judges]
     with (out / "results.csv").open("w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=fields)
         writer.writeheader()
         for row in rows:
             flat = {k: v for k, v in row.items() if k != "judges"}
-            flat.update({f"judge:{j}": row["judges"][j] for j in config.judges})
+            flat.update({f"judge:{j}": row["judges"][j] for j in config.judges if "judges" in row})
             writer.writerow(flat)
     summary = summarise(rows, config)
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
@@ -339,14 +354,18 @@ def write_report(rows: Sequence[dict], config: EvalConfig, out: Path) -> Path:
         f"budgets are L2 distances of the last frame from the source (clipped to [0, 1], all "
         f"channels). Medians with 95 % bootstrap intervals over sources. Raw rows: `results.csv`.",
         "",
-        "| regime | budget | family | n | median p(target) | top-1 = target | judges: top-1 = target "
-        "| E warp % | E warp+gain % | median L2 |",
-        "|---|---:|---|---:|---|---:|---|---|---|---:|",
+        "A case whose budget the family cannot reach (phase-only edits saturate) is counted under "
+        "*not reached* and left out of the medians; `n` counts the cases that reached it.",
+        "",
+        "| regime | budget | family | n | not reached | median p(target) | top-1 = target "
+        "| judges: top-1 = target | E warp % | E warp+gain % | median L2 |",
+        "|---|---:|---|---:|---:|---|---:|---|---|---|---:|",
     ]
     for s in summary:
         transfer = ", ".join(f"{v}/{s['n']}" for v in s["transfer"].values()) or "-"
         md.append(
-            f"| {s['regime']} | {s['budget']:g} | {s['family']} | {s['n']} | {_fmt(s['p_target'], digits=3)} "
+            f"| {s['regime']} | {s['budget']:g} | {s['family']} | {s['n']} | {s['unreachable']} "
+            f"| {_fmt(s['p_target'], digits=3)} "
             f"| {s['success']}/{s['n']} | {transfer} | {_fmt(s['e_warp'], 100)} "
             f"| {_fmt(s['e_warp_gain'], 100)} | {s['l2']:.3f} |"
         )
@@ -366,7 +385,7 @@ def write_report(rows: Sequence[dict], config: EvalConfig, out: Path) -> Path:
             lines = {
                 s["family"]: s["e_warp"][0]
                 for s in summary
-                if s["regime"] == regime and s["budget"] == budget
+                if s["regime"] == regime and s["budget"] == budget and not math.isnan(s["e_warp"][0])
             }
             if lines:
                 order = " > ".join(

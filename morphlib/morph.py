@@ -194,13 +194,19 @@ def _model_device_dtype(model: nn.Module) -> tuple[torch.device, torch.dtype]:
 
 @contextlib.contextmanager
 def _eval_mode(model: nn.Module) -> Iterator[None]:
-    """Run the model in eval mode (batch statistics of one image are meaningless); restore after."""
-    was_training = model.training
+    """Run the model in eval mode (batch statistics of one image are meaningless); restore after.
+
+    A model already in eval mode is left alone: switching walks every submodule, which
+    costs as much as a small model's forward pass.
+    """
+    if not model.training:
+        yield
+        return
     model.eval()
     try:
         yield
     finally:
-        model.train(was_training)
+        model.train(True)
 
 
 def _check_positive(name: str, value: float | None, allow_zero: bool = False) -> float | None:
@@ -214,6 +220,10 @@ def _check_positive(name: str, value: float | None, allow_zero: bool = False) ->
 
 
 # ---------------------------------------------------------------------- root search
+class BudgetUnreachable(ValueError):
+    """The edit path never reaches the requested L2 budget (phase edits saturate)."""
+
+
 def _solve_increasing(
     fn: Callable[[float], float], goal: float, f0: float, guess: float, rtol: float
 ) -> float:
@@ -222,7 +232,7 @@ def _solve_increasing(
     ``fn`` is expected to increase from ``s = 0``, roughly as a power of ``s``.  Until the
     goal is bracketed, each step fits ``fn(s) − f0 ≈ a·s^p`` through the last two points;
     once bracketed, regula falsi guarded by bisection.  Typically 2–4 evaluations.
-    Raises ValueError when ``goal`` cannot be reached.
+    Raises BudgetUnreachable when ``goal`` cannot be reached.
     """
     tol = rtol * goal
     lo, f_lo = 0.0, f0
@@ -237,7 +247,7 @@ def _solve_increasing(
             hi, f_hi = s, f
         else:
             if hi is None and (s > 1e6 or (s > 1e3 and f <= f_lo * (1 + 1e-6))):
-                raise ValueError(
+                raise BudgetUnreachable(
                     f"the L2 budget {goal:.4g} cannot be reached: this edit saturates at about "
                     f"{f:.4g}; use a smaller budget, another family, or no phase cap"
                 )
@@ -254,7 +264,7 @@ def _solve_increasing(
         s = lo + (goal - f_lo) * (hi - lo) / (f_hi - f_lo)
         if not lo + 0.02 * (hi - lo) < s < hi - 0.02 * (hi - lo):
             s = 0.5 * (lo + hi)
-    raise ValueError(f"could not match the L2 budget {goal:.4g} (the edit path is not monotone here)")
+    raise BudgetUnreachable(f"could not match the L2 budget {goal:.4g} (the edit path is not monotone here)")
 
 
 # ---------------------------------------------------------------------- gradient

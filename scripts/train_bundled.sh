@@ -1,10 +1,19 @@
 #!/usr/bin/env bash
 # Retrain every bundled model into assets/ (CPU only; seeded, so reruns give the same numbers).
 # Each line is one `python -m morphlib train` run; see `python -m morphlib train --help`.
+# Then copy the measured accuracies into zoo.yaml: python scripts/sync_zoo_metrics.py
 set -euo pipefail
 PY=${PYTHON:-python}
 for ds in ${DATASETS:-digits shapes orientation}; do
   $PY -m morphlib train "$ds"
-  $PY -m morphlib train "$ds" --robust l2:1.0
-  $PY -m morphlib train "$ds" --arch effnet
+  if [ "$ds" = shapes ]; then
+    # From scratch, L2 PGD at eps = 1 stalls near chance on shapes; fine-tuning the
+    # standard model at a lower rate reaches 98.6 % clean accuracy.
+    $PY -m morphlib train shapes --robust l2:1.0 --init assets/shapes-cnn --lr 0.001
+    # The tiny EfficientNet needs more passes on shapes (12 epochs: 36 % accuracy).
+    $PY -m morphlib train shapes --arch effnet --epochs 40
+  else
+    $PY -m morphlib train "$ds" --robust l2:1.0
+    $PY -m morphlib train "$ds" --arch effnet
+  fi
 done

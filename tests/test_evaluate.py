@@ -59,6 +59,16 @@ def test_resuming_with_other_settings_is_refused(tmp_path):
         evaluate(CONFIG, tmp_path)
 
 
+def test_unreachable_budgets_are_recorded_and_counted(tmp_path):
+    # A 3x32x32 image in [0, 1] is at most ~55 away from anything: no family reaches 200.
+    config = EvalConfig(**{**CONFIG.__dict__, "budgets": (200.0,), "sources": 1})
+    rows = evaluate(config, tmp_path)
+    assert len(rows) == 2
+    assert all("cannot be reached" in row["unreachable"] for row in rows)
+    report = (tmp_path / "report.md").read_text()
+    assert "| frozen | 200 | pixel | 0 | 1 | - |" in report
+
+
 def test_bootstrap_median_interval_brackets_the_median():
     m, lo, hi = bootstrap_median(list(range(101)))
     assert m == 50 and lo < 50 < hi
