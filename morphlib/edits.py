@@ -207,15 +207,9 @@ class EditSpace:
             (spectrum_change,) = self.coefficient_changes(params)
             edited_change = torch.fft.irfft2(spectrum_change, s=self._image_size, norm="ortho")
         else:
-            bands = self.coefficient_changes(params)
-            frames = bands[0].shape[0]
-            c = self._coeffs
-
-            def zeros(t: Tensor) -> Tensor:
-                return torch.zeros((frames, *t.shape[1:]), dtype=t.dtype, device=t.device)
-
-            edit = type(c)(zeros(c.highpass), bands, zeros(c.lowpass), c.image_size)
-            edited_change = self.pyramid.synthesize(edit)
+            c = self._coeffs  # phase and amplitude edits leave the residuals as they are
+            edit = type(c)(c.highpass, self.coefficient_changes(params), c.lowpass, c.image_size)
+            edited_change = self.pyramid.synthesize(edit, residuals=False)
         if not self.luma_only:
             return edited_change
         # Only Y changes; RGB change = (YIQ->RGB matrix, first column) * ΔY.

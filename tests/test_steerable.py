@@ -92,6 +92,19 @@ def test_full_gradcheck_default_pyramid():
     assert torch.autograd.gradcheck(round_trip_parts, (x,))
 
 
+@pytest.mark.parametrize("bandwidth,downsample,tight", OPTIONS[::3])
+def test_synthesis_of_bands_alone_equals_zeroed_residuals(bandwidth, downsample, tight):
+    pyr = SteerablePyramid(bandwidth=bandwidth, downsample=downsample, tight=tight)
+    c = pyr.analyze(torch.rand(1, 3, 33, 40, dtype=torch.float64))
+    bands = [torch.cat([b, 2 * b]) for b in c.bands]  # two frames, residuals of batch one
+    zeroed = type(c)(
+        c.highpass.new_zeros(2, 3, 34, 40), bands, c.lowpass.new_zeros(2, *c.lowpass.shape[1:]), c.image_size
+    )
+    alone = pyr.synthesize(type(c)(c.highpass, bands, c.lowpass, c.image_size), residuals=False)
+    assert alone.shape == (2, 3, 33, 40)
+    assert rel_err(alone, pyr.synthesize(zeroed)) < 1e-13
+
+
 def test_shapes_and_layout():
     pyr = SteerablePyramid(orientations=6)
     c = pyr.analyze(torch.rand(3, 2, 100, 60))

@@ -334,8 +334,14 @@ class SteerablePyramid:
         lowpass = torch.fft.ifft2(low_spec, norm="ortho").real
         return PyramidCoeffs(highpass, bands, lowpass, image_size)
 
-    def synthesize(self, coeffs: PyramidCoeffs) -> Tensor:
-        """Reconstruct images from coefficients; the exact inverse of :meth:`analyze`."""
+    def synthesize(self, coeffs: PyramidCoeffs, residuals: bool = True) -> Tensor:
+        """Reconstruct images from coefficients; the exact inverse of :meth:`analyze`.
+
+        ``residuals=False`` synthesises the bands alone, as if the high-pass and low-pass
+        were zero (they then only give the image size, dtype and device; their batch size
+        may differ from the bands'): the image change of a band edit, without
+        transforming two residuals of zeros.
+        """
         highpass = coeffs.highpass
         f = self.filters(*highpass.shape[-2:], highpass.dtype, highpass.device)
         if len(coeffs.bands) != len(f.levels):
@@ -354,9 +360,12 @@ class SteerablePyramid:
             if i + 1 == len(f.levels) or f.levels[i + 1].octave != lvl.octave:
                 spec = _add_padded(spec, pending * rot, highpass.shape)
                 pending = None
-        low = _scale(torch.fft.fft2(coeffs.lowpass, norm="ortho"), f.lowpass_synthesis)
-        spec = _add_padded(spec, low, highpass.shape)
-        half = _hermitian_half(spec) + _scale(torch.fft.rfft2(highpass, norm="ortho"), f.highpass)
+        if not residuals:
+            half = _hermitian_half(spec)
+        else:
+            low = _scale(torch.fft.fft2(coeffs.lowpass, norm="ortho"), f.lowpass_synthesis)
+            spec = _add_padded(spec, low, highpass.shape)
+            half = _hermitian_half(spec) + _scale(torch.fft.rfft2(highpass, norm="ortho"), f.highpass)
         out = torch.fft.irfft2(half, s=highpass.shape[-2:], norm="ortho")
         h, w = coeffs.image_size
         return out[..., :h, :w]
