@@ -50,7 +50,11 @@ from .transforms import SteerablePyramid
 
 REGIMES: tuple[str, ...] = ("frozen", "persistent", "step-local")
 DEFAULT_RMS_BUDGET = 0.05
-BATCH = 16  # frames synthesised and scored per batch
+BATCH = 16  # frames scored per batch, and the most synthesised at once
+# Frames are synthesised in chunks of about this many values: a 16-frame batch of a 224x224
+# RGB image spills the CPU caches and renders 2.4x slower than frame by frame, while small
+# images gain from batching (measured: 190 vs 80 ms at 224x224; 5.4 vs 8.3 ms at 64x64).
+RENDER_VALUES = 2**18
 TOPK = 5
 
 ProgressArg = bool | Callable[[int, int], None] | None
@@ -373,7 +377,8 @@ class Gradient:
         alphas = torch.as_tensor(alphas, dtype=x0.dtype, device=x0.device).reshape(-1)
         out = x0.expand(len(alphas), *x0.shape[1:]).clone()
         moving = torch.nonzero(alphas != 0).flatten()
-        for chunk in moving.split(BATCH) if len(moving) else ():
+        per_chunk = max(1, min(BATCH, RENDER_VALUES // x0[0].numel()))
+        for chunk in moving.split(per_chunk) if len(moving) else ():
             frames = self.space.images(self.params(alphas[chunk]))
             out[chunk] = frames.clamp(0.0, 1.0) if clip else frames
         return out
