@@ -15,7 +15,7 @@ bundled ``digits-cnn-robust`` (32 x 32) and a ResNet-50 with random weights at 2
 (served as a Hub model from a Hub cache laid out in a temporary folder, offline).
 Times are medians over ``--repeats`` runs after one warm-up.  Run::
 
-    python benchmarks/bench_app.py [--repeats 5] [--threads 1] [--write benchmarks/RESULTS_app.md]
+    python benchmarks/bench_app.py [--repeats 5] [--threads 1] [--write /tmp/app.md]
 """
 
 from __future__ import annotations
