@@ -105,6 +105,20 @@ def test_synthesis_of_bands_alone_equals_zeroed_residuals(bandwidth, downsample,
     assert rel_err(alone, pyr.synthesize(zeroed)) < 1e-13
 
 
+def test_chunked_transforms_match_whole_batches(monkeypatch):
+    from morphlib.transforms import steerable
+
+    pyr = SteerablePyramid(bandwidth="half-octave")
+    x = torch.rand(3, 2, 33, 40, dtype=torch.float64)
+    whole = pyr.analyze(x)  # 6 images of 34x40 pixels: one chunk
+    monkeypatch.setattr(steerable, "CHUNK_VALUES", 2 * 34 * 40)  # two images per chunk
+    chunked = pyr.analyze(x)
+    assert rel_err(chunked.highpass, whole.highpass) < 1e-14
+    assert rel_err(chunked.lowpass, whole.lowpass) < 1e-14
+    assert all(rel_err(a, b) < 1e-14 for a, b in zip(chunked.bands, whole.bands, strict=True))
+    assert rel_err(pyr.synthesize(chunked), x) < 1e-12
+
+
 def test_shapes_and_layout():
     pyr = SteerablePyramid(orientations=6)
     c = pyr.analyze(torch.rand(3, 2, 100, 60))
