@@ -647,7 +647,7 @@ def create_demo(eng: Engine | None = None) -> gr.Blocks:
         )
         gr.on(
             [strength.submit, frames.release],
-            rerun_if_shown,
+            morph_if,
             inputs=[result_state, image, *settings_inputs],
             outputs=morph_outputs,
             api_visibility="private",
@@ -690,7 +690,7 @@ def create_demo(eng: Engine | None = None) -> gr.Blocks:
             outputs=[image, model, *settings_inputs[1:], top5, status, model_info, run_flag],
             api_visibility="private",
         ).then(
-            run_if_flagged,
+            morph_if,
             inputs=[run_flag, image, *settings_inputs],
             outputs=morph_outputs,
             api_visibility="private",
@@ -776,8 +776,8 @@ def _query_string(params: dict) -> str:
     return urlencode(params)
 
 
-def run_if_flagged(
-    flag: bool,
+def morph_if(
+    gate: Any,
     image: str | bytes | None,
     model: str,
     target: str,
@@ -795,50 +795,9 @@ def run_if_flagged(
     request: gr.Request,
     progress: gr.Progress = gr.Progress(),  # noqa: B008
 ) -> tuple:
-    """After a permalink with ``run=1`` was opened: morph at once."""
-    if not flag or image is None:
-        return tuple(gr.skip() for _ in range(11))
-    return run_morph(
-        image,
-        model,
-        target,
-        family,
-        regime,
-        mode,
-        strength,
-        prob,
-        frames,
-        orientations,
-        bandwidth,
-        luma_only,
-        phase_cap,
-        smooth_sigma,
-        request,
-        progress,
-    )
-
-
-def rerun_if_shown(
-    result: Any,
-    image: str | bytes | None,
-    model: str,
-    target: str,
-    family: str,
-    regime: str,
-    mode: str,
-    strength: float,
-    prob: float,
-    frames: int,
-    orientations: int,
-    bandwidth: str,
-    luma_only: bool,
-    phase_cap: float,
-    smooth_sigma: float,
-    request: gr.Request,
-    progress: gr.Progress = gr.Progress(),  # noqa: B008
-) -> tuple:
-    """Strength or frame count changed after a morph: morph again (the gradient comes from the cache)."""
-    if result is None or image is None:
+    """Morph only when ``gate`` is set: a permalink with ``run=1`` was opened, or a result is
+    shown and its strength or frame count changed (the gradient then comes from the cache)."""
+    if not gate or image is None:
         return tuple(gr.skip() for _ in range(11))
     return run_morph(
         image,
