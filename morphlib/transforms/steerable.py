@@ -33,7 +33,7 @@ from dataclasses import dataclass, replace
 import torch
 from torch import Tensor
 
-from .base import check_images, pad_to_even
+from .base import CHUNK_VALUES, check_images, pad_to_even
 
 BANDWIDTHS = {"octave": 1, "half-octave": 2, "quarter-octave": 4}
 MIN_SIZE = 16
@@ -389,11 +389,6 @@ class SteerablePyramid:
             spec = _add_padded(spec, low, full)
             half = _hermitian_half(spec) + _scale(torch.fft.rfft2(highpass, norm="ortho"), f.highpass)
         return torch.fft.irfft2(half, s=full, norm="ortho")
-
-
-#: Images are transformed in chunks of about this many pixels: one 224x224 RGB batch of
-#: eight spills the CPU caches and runs ~4x slower than image by image.
-CHUNK_VALUES = 2**18
 
 
 def _chunks(*tensors: Tensor, values: int | None = None) -> list[tuple[Tensor, ...]]:
