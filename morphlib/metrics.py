@@ -4,16 +4,23 @@
   smooth multiplicative gain) of the source explains: ``E = 1 - |residual|^2 / |edit|^2``.
 * :func:`driver_success` and :func:`transfer` — target probability under the model that
   made the gradient, and whether independent judges also predict the target.
+* :func:`structure_orientation`, :func:`local_coherence` and :func:`turn_toward` — the
+  stripe orientation of an image by its structure tensor, how much of it is one orientation
+  locally, and how far an edit turned it toward a goal orientation (the semantic check on
+  the ``orientation`` data).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+from .edits import gaussian_blur
 
 
 @dataclass
@@ -180,3 +187,44 @@ def transfer(judges: Sequence[nn.Module], images: Tensor, target: int | Tensor) 
         top1 = judge(images).argmax(dim=-1)
         rows.append(top1 == torch.as_tensor(target, device=top1.device))
     return torch.stack(rows)
+
+
+def structure_orientation(image: Tensor) -> tuple[float, float]:
+    """Dominant stripe orientation (degrees in ``[0, 180)``) and global coherence of one image.
+
+    ``image`` is ``(C, H, W)``; its channel mean is used.  The orientation is that of the
+    stripes (perpendicular to the dominant gradient), measured like the ``orientation``
+    labels; coherence is 1 for a single orientation and 0 for none.
+    """
+    grey = image.detach().double().cpu().mean(0)
+    gy, gx = torch.gradient(grey)
+    jxx, jyy, jxy = float((gx * gx).sum()), float((gy * gy).sum()), float((gx * gy).sum())
+    gradient_angle = 0.5 * math.degrees(math.atan2(2 * jxy, jxx - jyy))
+    coherence = math.hypot(jxx - jyy, 2 * jxy) / max(jxx + jyy, 1e-300)
+    return (gradient_angle - 90.0) % 180.0, coherence
+
+
+def local_coherence(image: Tensor, sigma: float = 3.0) -> float:
+    """Energy-weighted mean coherence of the structure tensor in Gaussian windows of ``sigma`` px.
+
+    1 when every neighbourhood holds a single orientation; lower where patterns overlap.
+    """
+    grey = image.detach().double().cpu().mean(0)
+    gy, gx = torch.gradient(grey)
+    j = gaussian_blur(torch.stack([gx * gx, gy * gy, gx * gy]), sigma)
+    energy = j[0] + j[1]
+    coherence = torch.hypot(j[0] - j[1], 2 * j[2]) / energy.clamp_min(1e-12)
+    return float((coherence * energy).sum() / energy.sum().clamp_min(1e-300))
+
+
+def angular_gap(a: float, b: float) -> float:
+    """Distance between two orientations in degrees, in ``[0, 90]``."""
+    d = abs(a - b) % 180.0
+    return min(d, 180.0 - d)
+
+
+def turn_toward(source: Tensor, edited: Tensor, goal: float) -> float:
+    """Degrees by which ``edited`` is closer to orientation ``goal`` than ``source`` is (negative: away)."""
+    before, _ = structure_orientation(source)
+    after, _ = structure_orientation(edited)
+    return angular_gap(before, goal) - angular_gap(after, goal)

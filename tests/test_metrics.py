@@ -6,7 +6,17 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from morphlib.metrics import apply_warp, driver_success, fit_warp, transfer, warp_explained_energy
+from morphlib.metrics import (
+    angular_gap,
+    apply_warp,
+    driver_success,
+    fit_warp,
+    local_coherence,
+    structure_orientation,
+    transfer,
+    turn_toward,
+    warp_explained_energy,
+)
 
 
 @pytest.fixture(scope="module")
@@ -92,3 +102,34 @@ def test_driver_success_and_transfer():
     assert torch.allclose(p, torch.full((3,), 0.75))
     verdict = transfer([Fixed([0.0, 1.0]), Fixed([1.0, 0.0])], x, 1)
     assert verdict.shape == (2, 3) and verdict[0].all() and not verdict[1].any()
+
+
+def grating(degrees: float, size: int = 64, period: float = 8.0) -> torch.Tensor:
+    """Stripes along ``degrees``, drawn as the ``orientation`` data draws them (3 channels)."""
+    yy, xx = torch.meshgrid(
+        torch.arange(size, dtype=torch.float64), torch.arange(size, dtype=torch.float64), indexing="ij"
+    )
+    angle = math.radians(degrees)
+    across = -xx * math.sin(angle) + yy * math.cos(angle)
+    return (0.5 + 0.3 * torch.cos(2 * math.pi * across / period)).expand(3, -1, -1)
+
+
+@pytest.mark.parametrize("degrees", [0.0, 30.0, 45.0, 90.0, 135.0, 170.0])
+def test_structure_orientation_reads_the_stripe_direction(degrees):
+    found, coherence = structure_orientation(grating(degrees))
+    # central differences bias oblique stripes of period 8 by up to ~1.5 degrees
+    assert angular_gap(found, degrees) < 2.0 and coherence > 0.95
+
+
+def test_local_coherence_is_high_for_stripes_and_lower_for_a_plaid():
+    stripes = grating(0.0)
+    plaid = 0.5 * (grating(0.0) + grating(90.0))
+    assert local_coherence(stripes) > 0.95
+    assert local_coherence(plaid) < 0.5
+
+
+def test_turn_toward_is_signed_and_bounded():
+    assert angular_gap(10.0, 170.0) == pytest.approx(20.0)
+    assert turn_toward(grating(0.0), grating(20.0), 45.0) == pytest.approx(20.0, abs=2.0)
+    assert turn_toward(grating(0.0), grating(160.0), 45.0) == pytest.approx(-20.0, abs=2.0)
+    assert turn_toward(grating(0.0), grating(0.0), 45.0) == pytest.approx(0.0, abs=1e-6)

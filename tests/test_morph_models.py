@@ -9,7 +9,8 @@ from _morph_models import bundled
 
 from morphlib import morph
 from morphlib.data import load as load_data
-from morphlib.edits import FAMILIES, gaussian_blur
+from morphlib.edits import FAMILIES
+from morphlib.metrics import angular_gap, local_coherence, structure_orientation, turn_toward
 
 # (model id, stated L2 budget, images): the success test's budget per model.
 SUCCESS_CASES = [("orientation-cnn", 1.0, 12), ("digits-cnn", 1.0, 12)]
@@ -53,32 +54,6 @@ def test_step_local_beats_frozen_at_the_same_budget():
     assert np.mean(np.array(local) >= np.array(frozen)) >= 0.75
 
 
-def structure_orientation(image: torch.Tensor) -> tuple[float, float]:
-    """Dominant stripe orientation (degrees, [0, 180)) and coherence of an image, by the structure tensor."""
-    grey = image.mean(0).double().numpy()
-    gy, gx = np.gradient(grey)
-    jxx, jyy, jxy = (gx * gx).sum(), (gy * gy).sum(), (gx * gy).sum()
-    gradient_angle = 0.5 * np.degrees(np.arctan2(2 * jxy, jxx - jyy))
-    coherence = np.hypot(jxx - jyy, 2 * jxy) / (jxx + jyy)
-    return float((gradient_angle - 90.0) % 180.0), float(coherence)
-
-
-def local_coherence(image: torch.Tensor, sigma: float = 3.0) -> float:
-    """Energy-weighted mean coherence of the local structure tensor (1: one orientation everywhere)."""
-    grey = image.mean(0).double()
-    gy, gx = torch.gradient(grey)
-    j = gaussian_blur(torch.stack([gx * gx, gy * gy, gx * gy]), sigma)
-    energy = j[0] + j[1]
-    coherence = torch.hypot(j[0] - j[1], 2 * j[2]) / energy.clamp_min(1e-12)
-    return float((coherence * energy).sum() / energy.sum())
-
-
-def angular_gap(a: float, b: float) -> float:
-    """Distance between two orientations, in degrees (0..90)."""
-    d = abs(a - b) % 180.0
-    return min(d, 180.0 - d)
-
-
 def test_structure_orientation_matches_the_labels():
     images, labels, names = load_data("orientation", split="test", n=40, seed=0)
     gaps = [
@@ -120,12 +95,12 @@ def test_csp_phase_morph_blurs_the_stripes_less_than_a_pixel_morph(budget):
 
 def turns_toward_target(family: str, **kwargs) -> np.ndarray:
     """Degrees by which each morph's last frame is closer in orientation to the target than the input."""
-    turned = []
-    for r, goal in orientation_morphs(family, n=12, **kwargs):
-        before, _ = structure_orientation(r.frames[0])
-        after, _ = structure_orientation(r.frames[-1])
-        turned.append(angular_gap(before, goal) - angular_gap(after, goal))
-    return np.array(turned)
+    return np.array(
+        [
+            turn_toward(r.frames[0], r.frames[-1], goal)
+            for r, goal in orientation_morphs(family, n=12, **kwargs)
+        ]
+    )
 
 
 # A gradient flow anchored to the source's phases, in 15 steps of at most 32/15 radians.
