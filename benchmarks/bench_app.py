@@ -13,6 +13,11 @@ The app's overhead is ``app / library − 1`` (goal: under 20 %).  Both sides co
 gradient every time (the app runs with ``MORPHLIB_APP_GRADIENT_CACHE=0``).  Cases: the
 bundled ``digits-cnn-robust`` (32 x 32) and a ResNet-50 with random weights at 224 x 224
 (served as a Hub model from a Hub cache laid out in a temporary folder, offline).
+A second table measures the floor of any request through ``gradio_client``, on requests
+that do almost no work: ``/models`` (JSON in and out), ``/predict`` (adds an image upload;
+one forward pass of the digits model) and ``/frame`` (adds one file download: a frame of
+the last morph).  A ``/morph`` request pays the upload, the queue round trip and five
+downloads on top of its work.
 Times are medians over ``--repeats`` runs after one warm-up.  Run::
 
     python benchmarks/bench_app.py [--repeats 5] [--threads 1] [--write /tmp/app.md]
@@ -163,6 +168,44 @@ def bench_case(label, model_id, image, target, budget, engine, clients, repeats)
     )
 
 
+def bench_floor(client, repeats: int) -> dict[str, float]:
+    """Latency of near-empty requests: the fixed cost of a request through ``gradio_client``."""
+    from gradio_client import handle_file
+
+    model_id, image, target, budget = CASES[0][1:]
+    client.predict(
+        image=handle_file(str(ROOT / image)),
+        model=model_id,
+        target=target,
+        mode="budget",
+        strength=budget,
+        frames=FRAMES,
+        api_name="/morph",
+    )  # the session's morph, which /frame shows
+    steps = {
+        "/models": lambda: client.predict(api_name="/models"),
+        "/predict": lambda: client.predict(handle_file(str(ROOT / image)), model_id, api_name="/predict"),
+        "/frame": lambda: client.predict(FRAMES - 1, api_name="/frame"),
+    }
+    for fn in steps.values():
+        fn()
+    runs: dict[str, list[float]] = {k: [] for k in steps}
+    for _ in range(repeats):
+        for key, fn in steps.items():
+            runs[key].append(timed(fn))
+    return {k: statistics.median(v) for k, v in runs.items()}
+
+
+def floor_table(floors: dict[str, dict[str, float]]) -> str:
+    lines = [
+        "| client | /models: JSON only (s) | /predict: + upload (s) | /frame: + 1 download (s) |",
+        "|---|---:|---:|---:|",
+    ]
+    for name, f in floors.items():
+        lines.append(f"| {name} | {f['/models']:.3f} | {f['/predict']:.3f} | {f['/frame']:.3f} |")
+    return "\n".join(lines)
+
+
 def table(rows: list[dict]) -> str:
     lines = [
         "| case | morph() (s) | library: morph + renders (s) | app via gradio_client (s) "
@@ -211,6 +254,10 @@ def main() -> None:
             ]
             load_before = os.getloadavg()[0]
             rows = [bench_case(*case, engine, clients, args.repeats) for case in CASES]
+            floors = {
+                name: bench_floor(client, args.repeats)
+                for name, client in zip(("default", "ssl_verify=False"), clients, strict=True)
+            }
             load_after = os.getloadavg()[0]
         finally:
             proc.terminate()
@@ -221,7 +268,7 @@ def main() -> None:
         f"{load_after:.1f} after; {FRAMES}-frame frozen csp-phase morph at a fixed L2 budget; "
         f"medians of {args.repeats} runs"
     )
-    text = table(rows)
+    text = table(rows) + "\n\nFloor of a request (near-empty requests, same runs):\n\n" + floor_table(floors)
     print(info)
     print(text)
     if args.write:
