@@ -398,7 +398,11 @@ class Gradient:
         probe = 1e-3
         slope = self.l2(probe) / probe
         if slope == 0:
-            raise ValueError("the gradient does not change the image; try another target or family")
+            raise ValueError(
+                "the edit does not change the image as shown: it is zero here, or it pushes values "
+                "already at 0 or 1 out of range (a blank or saturated image?); try another image, "
+                "target or family"
+            )
         return _solve_increasing(self.l2, budget, 0.0, budget / slope, rtol)
 
     @torch.no_grad()
@@ -510,8 +514,9 @@ def gradient(
         )
     if step.scale == 0:
         raise ValueError(
-            f"the gradient toward {labels[t]!r} is zero for this image (saturated model?); "
-            "try the margin loss or another target"
+            f"the gradient toward {labels[t]!r} is zero for this image: the model is saturated "
+            f"(try the margin loss or another target), or the image has nothing for a {family} edit "
+            "to act on (a blank image?)"
         )
     return Gradient(model, space, step, t, s, labels, settings)
 

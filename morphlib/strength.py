@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .morph import Gradient
+from .morph import BudgetUnreachable, Gradient
 
 #: Default cap of the search: an RMS change of 0.2 per value (four times the default budget).
 AUTO_MAX_RMS = 0.2
@@ -148,7 +148,7 @@ def auto_strength(
     saturated_at = None
     try:
         alpha_cap = grad.alpha_for_budget(max_budget)
-    except ValueError:  # a bounded (phase) edit: search up to where it saturates
+    except BudgetUnreachable:  # a bounded (phase) edit: search up to where it saturates
         alpha_cap, saturated_at = _saturation_alpha(grad, max_budget)
     alphas = torch.linspace(0.0, alpha_cap, samples + 1, dtype=torch.float64)[1:]
     probs, l2 = scored(alphas)

@@ -86,3 +86,11 @@ def test_no_backward_pass(digit):
     finally:
         handle.remove()
     assert calls == []
+
+
+@pytest.mark.parametrize("value", [0.0, 0.5, 1.0])
+def test_a_uniform_image_gets_a_clear_error_not_a_crash(value):
+    """A uniform image has no band-pass content: a phase edit cannot change it at all."""
+    blank = torch.full((3, 32, 32), value)
+    with pytest.raises(ValueError, match="does not change the image as shown|nothing for a csp-phase edit"):
+        auto_strength(gradient(bundled("digits-cnn-robust"), blank, "4", family="csp-phase"))
