@@ -110,6 +110,12 @@ def _array_to_tensor(image: Any) -> Tensor:
     except ImportError:  # pragma: no cover - pillow is a dependency
         Image = None
     if Image is not None and isinstance(image, Image.Image):
+        if image.mode in ("I", "F") or image.mode.startswith("I;16"):
+            # No scale can be told from the mode alone: 16-bit, 32-bit and float pixels need the caller's.
+            raise ValueError(
+                f"a PIL image in mode {image.mode!r} has no 8-bit scale; pass a float array in [0, 1] "
+                "instead, e.g. np.asarray(image) / 65535 for 16-bit"
+            )
         image = np.asarray(image.convert("RGB"))
     if not isinstance(image, np.ndarray):
         raise ValueError(f"expected a torch.Tensor, PIL image or numpy array, got {type(image).__name__}")

@@ -276,6 +276,17 @@ def test_image_formats(net, image):
         torch.testing.assert_close(r.frames[0], image, atol=0.5 / 255, rtol=0)
 
 
+@pytest.mark.parametrize("mode", ["I;16", "I", "F"])
+def test_pil_images_without_an_8bit_scale_are_refused(net, image, mode):
+    from PIL import Image
+
+    grey = (image.mean(0).numpy() * 65535).astype(np.uint16)
+    pil = Image.fromarray(grey)  # mode I;16
+    pil = pil if mode == "I;16" else pil.convert(mode)
+    with pytest.raises(ValueError, match=f"mode {mode!r} has no 8-bit scale"):
+        morph(net, pil, 3, frames=2, budget=0.5)
+
+
 class Unlabelled(nn.Module):
     def forward(self, x):
         return x.mean(dim=(2, 3)) * torch.tensor([1.0, -1.0, 2.0])
