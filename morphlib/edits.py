@@ -137,19 +137,17 @@ class EditSpace:
         self.has_eta = family in ("csp-joint", "csp-amplitude")
         if family == "pixel":
             self._shapes = [tuple(edited.shape[1:])]
-            self._keep = None
         elif family == "fourier-phase":
             coeffs = self.fourier.analyze(edited)
+            self._fourier = coeffs
             self._spectrum = coeffs.spectrum
             self._image_size = coeffs.image_size
-            self._keep = (~coeffs.fixed_phase_mask()).to(edited.dtype)
             self._shapes = [tuple(coeffs.spectrum.shape[1:])]
         else:
             coeffs = self.pyramid.analyze(edited)
             self._coeffs = coeffs
             self._bands = coeffs.bands
             self._shapes = [tuple(b.shape[1:]) for b in coeffs.bands]
-            self._keep = None
 
     # ------------------------------------------------------------------ parameters
     @property
@@ -190,7 +188,7 @@ class EditSpace:
         if self.family == "pixel":
             raise ValueError("the pixel family has no transform coefficients")
         if self.family == "fourier-phase":
-            return [_edit_change(self._spectrum, None, groups["delta"][0] * self._keep)]
+            return [_edit_change(self._spectrum, None, self._fourier.tie_phase(groups["delta"][0]))]
         deltas = groups.get("delta", [None] * len(self._bands))
         etas = groups.get("eta", [None] * len(self._bands))
         return [_edit_change(c0, e, d) for c0, d, e in zip(self._bands, deltas, etas, strict=True)]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 
 import numpy as np
 import pytest
@@ -164,6 +165,15 @@ def test_fourier_phase_keeps_dc_and_nyquist(net, image):
     fixed = Fourier().analyze(image[None]).fixed_phase_mask()
     torch.testing.assert_close(spectrum[..., fixed], s0.expand_as(spectrum)[..., fixed])
     torch.testing.assert_close(spectrum.abs(), s0.abs().expand_as(spectrum), rtol=1e-5, atol=1e-6)
+
+
+def test_fourier_phase_edits_stripes_that_vary_only_vertically(net):
+    """All their energy sits in column 0 of the half spectrum, whose phases move in conjugate pairs."""
+    rows = 0.5 + 0.3 * torch.cos(2 * math.pi * torch.arange(32) / 8.0)
+    stripes = rows.view(1, 32, 1).expand(3, 32, 32).contiguous()
+    r = morph(net, stripes, "ant", family="fourier-phase", frames=3, budget=1.0)
+    assert r.l2[-1] == pytest.approx(1.0, rel=0.01)
+    assert (r.frames[-1] - r.frames[-1][:, :, :1]).abs().max() < 1e-5  # still constant along rows
 
 
 def test_luma_only_keeps_the_chroma(net, image):

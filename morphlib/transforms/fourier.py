@@ -30,20 +30,35 @@ class FourierCoeffs:
         return cls(torch.polar(amplitude, phase), image_size)
 
     def fixed_phase_mask(self) -> Tensor:
-        """True for coefficients whose phase an edit must keep: DC, the Nyquist row and columns.
+        """True for coefficients whose phase an edit must keep: DC, the Nyquist row and column.
 
-        Column 0 (and column ``W/2`` for even ``W``) of the half spectrum holds conjugate
-        pairs twice, and DC/Nyquist coefficients are real for a real image, so editing
-        their phase has no consistent meaning; the image stays real only if they are kept.
+        DC and the Nyquist frequencies are real for a real image, so their phase can only
+        be 0 or pi; METHOD.md keeps them.  Every other coefficient's phase may change (in
+        column 0 only as conjugate pairs, see :meth:`tie_phase`).
         """
         h, w = self.image_size
         mask = torch.zeros(self.spectrum.shape[-2:], dtype=torch.bool, device=self.spectrum.device)
-        mask[:, 0] = True
+        mask[0, 0] = True
         if w % 2 == 0:
             mask[:, w // 2] = True
         if h % 2 == 0:
             mask[h // 2, :] = True
         return mask
+
+    def tie_phase(self, delta: Tensor) -> Tensor:
+        """Phase increments ``(..., H, W // 2 + 1)`` made consistent with a real image.
+
+        Fixed coefficients (:meth:`fixed_phase_mask`) get 0.  Column 0 of the half spectrum
+        holds both members of each conjugate pair ``(k, 0)`` and ``(-k, 0)``; their phases
+        must move oppositely, so that column is replaced by its odd part
+        ``(delta[k] - delta[-k]) / 2``.  The map is a symmetric projection, so gradients
+        through it are projected the same way.
+        """
+        h = self.image_size[0]
+        delta = delta * (~self.fixed_phase_mask()).to(delta.dtype)
+        column = delta[..., :, 0]
+        mirrored = column[..., (-torch.arange(h, device=delta.device)) % h]
+        return torch.cat([(0.5 * (column - mirrored)).unsqueeze(-1), delta[..., 1:]], dim=-1)
 
 
 class Fourier:
