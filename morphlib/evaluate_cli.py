@@ -10,6 +10,9 @@ from pathlib import Path
 from .edits import FAMILIES
 from .morph import REGIMES
 
+#: Seconds between progress lines when stderr is not a terminal (a log file, CI).
+LOG_EVERY_S = 10.0
+
 
 def _list(kind, choices=None):
     def parse(text: str):
@@ -64,15 +67,19 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
     )
     started = time.monotonic()
+    live = sys.stderr.isatty()
+    last_line = [started]
 
     def progress(done: int, total: int, eta: float) -> None:
-        print(
-            f"\r{done}/{total} cases, {time.monotonic() - started:.0f} s, ETA {eta:.0f} s",
-            end="",
-            file=sys.stderr,
-        )
+        text = f"{done}/{total} cases, {time.monotonic() - started:.0f} s, ETA {eta:.0f} s"
+        if live:  # one line, rewritten in place
+            print(f"\r{text}", end="", file=sys.stderr)
+        elif done == total or time.monotonic() - last_line[0] >= LOG_EVERY_S:  # a log: a line now and then
+            last_line[0] = time.monotonic()
+            print(text, file=sys.stderr)
 
     evaluate(config, args.out, progress=progress)
-    print(file=sys.stderr)
+    if live:
+        print(file=sys.stderr)
     print(f"report: {args.out / 'report.md'}")
     return 0

@@ -72,3 +72,15 @@ def test_unreachable_budgets_are_recorded_and_counted(tmp_path):
 def test_bootstrap_median_interval_brackets_the_median():
     m, lo, hi = bootstrap_median(list(range(101)))
     assert m == 50 and lo < 50 < hi
+
+
+def test_the_command_logs_progress_lines_when_not_on_a_terminal(tmp_path, capsys):
+    from morphlib.cli import main
+
+    argv = ["evaluate", "--dataset", "digits", "--model", "digits-cnn-robust", "--judges", "digits-judge"]
+    argv += ["--families", "pixel", "--budgets", "3", "--regime", "frozen", "--sources", "2", "--frames", "3"]
+    assert main([*argv, "--out", str(tmp_path / "run")]) == 0
+    captured = capsys.readouterr()
+    assert "\r" not in captured.err  # a log gets whole lines, not a line rewritten in place
+    assert captured.err.splitlines()[-1].startswith("2/2 cases")
+    assert (tmp_path / "run" / "report.md").is_file() and "report.md" in captured.out
