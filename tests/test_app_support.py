@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import struct
+import threading
 import time
 import zlib
 from pathlib import Path
@@ -15,10 +16,20 @@ import torch
 import yaml
 from PIL import Image
 
-from morphlib.app.engine import COMPARE_FAMILIES, Engine, GradientCache, ModelRegistry, OutputDirs
+import morphlib.app.engine as engine_module
+import morphlib.app.images as images_module
+import morphlib.zoo.loaders as loaders
+from morphlib.app.engine import (
+    COMPARE_FAMILIES,
+    Engine,
+    GradientCache,
+    ModelRegistry,
+    OutputDirs,
+    device_problem,
+)
 from morphlib.app.examples import example_by_name, find_example, load_examples
 from morphlib.app.images import ImageError, fit_to_size, load_image
-from morphlib.app.settings import MAX_FRAMES, Settings, wants_run
+from morphlib.app.settings import MAX_FRAMES, MAX_PROB, Settings, parse_bool, wants_run
 from morphlib.zoo import ModelUnavailableError, read_manifest
 from morphlib.zoo.manifest import DEFAULT_MANIFEST
 
@@ -80,6 +91,35 @@ def test_sixteen_bit_greyscale_keeps_its_range():
     assert float(loaded.image[0, 0, 0]) == pytest.approx(0.5, abs=1e-4)
     assert float(loaded.image[:, :, 8:].min()) == 1.0 and float(loaded.image[:, 1:, :8].max()) == 0.0
     assert any("16-bit" in n for n in loaded.notes)
+
+
+def test_sixteen_bit_greyscale_is_scaled_by_its_full_range_whatever_its_contents():
+    dark = load_image(png_bytes(Image.fromarray(np.full((16, 16), 200, np.uint16))))
+    assert dark.mode.startswith("I;16")
+    assert float(dark.image.max()) == pytest.approx(200 / 65535, abs=1e-6)  # not 200 / 255
+
+
+def png_rgb16(value: int, size: int = 16) -> bytes:
+    """A 48-bit RGB PNG (PIL cannot write one) of one colour."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    row = b"\0" + np.full((size, 3), value, ">u2").tobytes()
+    header = struct.pack(">IIBBBBB", size, size, 16, 2, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(row * size))
+        + chunk(b"IEND", b"")
+    )
+
+
+def test_sixteen_bit_colour_is_reduced_to_eight_bits_with_a_note():
+    loaded = load_image(png_rgb16(40000))
+    assert loaded.mode == "RGB" and float(loaded.image.mean()) == pytest.approx(40000 / 65535, abs=2 / 255)
+    assert "16 bits per channel: reduced to 8" in loaded.notes, loaded.notes
+    assert not load_image(png_bytes(Image.new("RGB", (16, 16)))).notes
 
 
 def test_float_tiff_and_cmyk_jpeg():
@@ -147,6 +187,24 @@ def test_fit_to_size_keeps_the_aspect_and_centre_crops():
     assert tiny.shape == (3, 32, 32) and note.startswith("enlarged from 10×10")
 
 
+def test_fit_to_size_crops_a_long_strip_before_resizing_it(monkeypatch):
+    sizes = []
+    interpolate = images_module.F.interpolate
+
+    def spy(x, *args, **kwargs):
+        out = interpolate(x, *args, **kwargs)
+        sizes.extend([x.numel(), out.numel()])
+        return out
+
+    monkeypatch.setattr(images_module.F, "interpolate", spy)
+    strip = torch.zeros(3, 8, 200_000)
+    strip[:, :, 100_000 - 4 : 100_000 + 4] = 1.0  # the centre square is white
+    fitted, note = fit_to_size(strip, (32, 32))
+    assert fitted.shape == (3, 32, 32) and float(fitted.min()) == 1.0
+    assert "enlarged from 200000×8 and centre-cropped to 32×32" in note
+    assert max(sizes) <= 3 * 32 * 32  # only the 8×8 centre is resized, not a 32×800000 image
+
+
 # --------------------------------------------------------------------- settings and permalinks
 CASES = [
     Settings(model="digits-cnn", target="8"),
@@ -201,12 +259,54 @@ def test_bad_query_parameters_are_skipped_with_warnings():
         ({"strength": -1.0}, "strength must be at least 0"),
         ({"family": "csp-amplitudes"}, "unknown family"),
         ({"orientations": 1}, "orientations"),
-        ({"prob": 1.0}, "prob must be at least 0 and at most 0.999"),
+        ({"prob": 1.0}, "prob must be at least 0 and at most 0.99"),
+        ({"prob": 0.995}, "prob must be at least 0 and at most 0.99"),
     ],
 )
 def test_validation_names_the_bad_setting(changes, message):
     with pytest.raises(ValueError, match=message):
         Settings(**changes).validated()
+
+
+def test_the_largest_prob_of_a_link_is_the_sliders():
+    assert Settings.from_query(f"prob={MAX_PROB}") == (Settings(prob=MAX_PROB), [])
+    assert Settings.from_query(f"prob={MAX_PROB + 0.005}")[1]  # beyond the slider: a warning
+
+
+@pytest.mark.parametrize("value", [0.1234567, 1 / 3, 12.5, 3.0, 1e-7, 123456789.125])
+def test_floats_round_trip_exactly_through_links(value):
+    s = Settings(model="m", strength=value, smooth_sigma=value % 100)
+    assert Settings.from_query(s.to_query()) == (s, [])
+    assert "strength=3&" in Settings(strength=3.0, prob=0.5).to_query() + "&"
+
+
+def test_gradio_query_parameters_are_ignored_silently():
+    settings, warnings = Settings.from_query("?__theme=dark&view=api&__lang=fr&frames=8&colour=red")
+    assert settings == Settings(frames=8) and warnings == ["ignored unknown parameter 'colour'"]
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (True, True),
+        (False, False),
+        ("false", False),
+        ("False", False),
+        ("0", False),
+        ("true", True),
+        ("1", True),
+        (1, True),
+        (0, False),
+    ],
+)
+def test_booleans_are_parsed_not_cast(value, expected):
+    assert parse_bool("luma_only", value) is expected
+
+
+@pytest.mark.parametrize("value", ["maybe", "", 2, None, [1]])
+def test_bad_booleans_are_refused(value):
+    with pytest.raises(ValueError, match="luma_only must be true or false"):
+        parse_bool("luma_only", value)
 
 
 # --------------------------------------------------------------------- examples
@@ -302,6 +402,67 @@ def test_unavailable_models_explain_themselves(tmp_path, monkeypatch):
     with pytest.raises(ModelUnavailableError, match="no weights"):
         engine.predict(DIGIT, "ghost")
     assert registry.default() == "digits-cnn"
+
+
+def bad_weights_zoo(tmp_path, monkeypatch) -> Path:
+    """A zoo of digits-cnn's architecture with (1) truncated weights, (2) another model's weights."""
+    monkeypatch.setattr(loaders, "REPO_ROOT", tmp_path)
+    base = next(m for m in yaml.safe_load(DEFAULT_MANIFEST.read_text())["models"] if m["id"] == "digits-cnn")
+    assets = DEFAULT_MANIFEST.parent / "assets"
+    shapes = (assets / "shapes-cnn" / "model.safetensors").read_bytes()  # 5 classes, not 10
+    for name, weights in (("truncated", shapes[:200]), ("mismatch", shapes)):
+        folder = tmp_path / "assets" / name
+        folder.mkdir(parents=True)
+        (folder / "config.json").write_bytes((assets / "digits-cnn" / "config.json").read_bytes())
+        (folder / "model.safetensors").write_bytes(weights)
+    entries = [{**base, "id": f"bad-{n}", "weights": f"assets/{n}"} for n in ("truncated", "mismatch")]
+    manifest = tmp_path / "zoo.yaml"
+    manifest.write_text(yaml.safe_dump({"models": entries}))
+    return manifest
+
+
+def test_corrupt_or_incompatible_weights_give_a_clear_message(tmp_path, monkeypatch):
+    registry = ModelRegistry(bad_weights_zoo(tmp_path, monkeypatch))
+    for model_id, cause in (("bad-truncated", "SafetensorError"), ("bad-mismatch", "size mismatch")):
+        with pytest.raises(ModelUnavailableError, match=f"'{model_id}'.*corrupt or incompatible") as err:
+            registry.load(model_id)
+        assert cause in str(err.value) and len(str(err.value)) < 500
+
+
+def test_device_problems_are_named(monkeypatch):
+    assert device_problem("auto") is None and device_problem("cpu") is None
+    assert "unknown device 'gpu'" in device_problem("gpu")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert "CUDA is not available" in device_problem("cuda")
+    assert "CUDA is not available" in device_problem("cuda:1")
+
+
+def test_a_slow_load_blocks_neither_other_models_nor_loads_itself_twice(monkeypatch):
+    registry = ModelRegistry()
+    registry.load("digits-cnn")
+    real, release, calls = engine_module.load, threading.Event(), []
+
+    def slow(model_id, **kwargs):
+        calls.append(model_id)
+        if model_id == "shapes-cnn":
+            assert release.wait(30)
+        return real(model_id, **kwargs)
+
+    monkeypatch.setattr(engine_module, "load", slow)
+    loading = [threading.Thread(target=registry.load, args=("shapes-cnn",)) for _ in range(2)]
+    for thread in loading:
+        thread.start()
+    try:
+        for model_id in ("digits-cnn", "orientation-cnn"):  # cached, and not loaded yet
+            other = threading.Thread(target=registry.load, args=(model_id,))
+            other.start()
+            other.join(20)
+            assert not other.is_alive(), f"{model_id} waited for another model's load"
+    finally:
+        release.set()
+        for thread in loading:
+            thread.join(30)
+    assert calls.count("shapes-cnn") == 1 and registry.load("shapes-cnn") is registry.load("shapes-cnn")
 
 
 def test_extra_models_registered_in_code(tmp_path):

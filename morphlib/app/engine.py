@@ -27,6 +27,7 @@ import atexit
 import hashlib
 import math
 import os
+import pickle
 import shutil
 import tempfile
 import threading
@@ -40,6 +41,7 @@ from typing import Any
 import numpy as np
 import torch
 from PIL import Image
+from safetensors import SafetensorError
 from torch import nn
 
 from morphlib.morph import Gradient, MorphResult, default_budget, gradient, morph, resolve_class
@@ -78,6 +80,7 @@ __all__ = [
     "OutputDirs",
     "Prediction",
     "Settings",
+    "device_problem",
     "video_side",
 ]
 
@@ -142,6 +145,7 @@ class ModelRegistry:
         self.extra = dict(extra or {})
         self._loaded: OrderedDict[tuple[str, str], nn.Module] = OrderedDict()
         self._lock = threading.Lock()
+        self._loading: dict[tuple[str, str], threading.Lock] = {}
 
     def choices(self) -> list[ModelChoice]:
         """Every model with its current status (checked now: weights may appear while serving)."""
@@ -191,29 +195,50 @@ class ModelRegistry:
         ValueError
             Unknown id.
         ModelUnavailableError
-            Weights missing, or a Hub model that cannot be downloaded now; the message says
-            what to do.
+            Weights missing, corrupt or incompatible with the model's architecture, or a Hub
+            model that cannot be downloaded now; the message says what to do.
         """
         choice = self.choice(model_id)
         device = self.device_for()
         key = (choice.id, str(device))
+        # the registry's lock only guards the cache; a model's own lock is held while it loads, so
+        # a slow load (a download) delays requests for that model only, and it is loaded once
         with self._lock:
             if key in self._loaded:
                 self._loaded.move_to_end(key)
                 return self._loaded[key]
-            if choice.location == "extra":
-                model = self.extra[choice.id].to(device).eval()
-            else:
-                if choice.location == "bundled" and not choice.available:
-                    raise ModelUnavailableError(
-                        f"the bundled model {choice.id!r} has no weights in this copy of the app yet "
-                        f"({choice.entry.weights} is missing); pick another model"
-                    )
-                model = load(choice.id, device=device, manifest=self.entries)
-            self._loaded[key] = model
-            while len(self._loaded) > self.capacity:
-                self._loaded.popitem(last=False)
+            model_lock = self._loading.setdefault(key, threading.Lock())
+        with model_lock:
+            with self._lock:
+                if key in self._loaded:  # loaded by another request while this one waited
+                    self._loaded.move_to_end(key)
+                    return self._loaded[key]
+            model = self._load(choice, device)
+            with self._lock:
+                self._loaded[key] = model
+                while len(self._loaded) > self.capacity:
+                    self._loaded.popitem(last=False)
             return model
+
+    def _load(self, choice: ModelChoice, device: torch.device) -> nn.Module:
+        if choice.location == "extra":
+            return self.extra[choice.id].to(device).eval()
+        if choice.location == "bundled" and not choice.available:
+            raise ModelUnavailableError(
+                f"the bundled model {choice.id!r} has no weights in this copy of the app yet "
+                f"({choice.entry.weights} is missing); pick another model"
+            )
+        try:
+            return load(choice.id, device=device, manifest=self.entries)
+        except ModelUnavailableError:
+            raise
+        except (ValueError, OSError, RuntimeError, EOFError, pickle.UnpicklingError, SafetensorError) as err:
+            detail = " ".join(f"{type(err).__name__}: {err}".split())
+            detail = detail if len(detail) <= 300 else detail[:297] + "..."
+            raise ModelUnavailableError(
+                f"the model {choice.id!r} could not be loaded: its weights are corrupt or incompatible "
+                f"with its architecture ({detail}); pick another model"
+            ) from err
 
     def describe(self, model_id: str) -> str:
         """A short Markdown description of the model and of what loading it takes."""
@@ -238,6 +263,32 @@ class ModelRegistry:
         elif c.location == "bundled" and not c.available:
             text += "\n\n✗ Its weights are not in this copy of the app yet; pick another model."
         return text
+
+
+def device_problem(device: str) -> str | None:
+    """Why ``device`` (``auto``, ``cpu``, ``cuda``, ``cuda:N``, ``mps``) cannot be used here, or None.
+
+    >>> device_problem("cpu") is None, device_problem("gpu")
+    (True, "unknown device 'gpu'; use auto, cpu or cuda (cuda:N for one GPU)")
+    """
+    if str(device) == "auto":
+        return None
+    try:
+        dev = torch.device(str(device))
+    except (RuntimeError, ValueError):
+        return f"unknown device {device!r}; use auto, cpu or cuda (cuda:N for one GPU)"
+    if dev.type == "cpu":
+        return None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            return f"device {device!r} was asked for, but CUDA is not available here; use cpu or auto"
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            return f"device {device!r} does not exist: this machine has {torch.cuda.device_count()} GPU(s)"
+        return None
+    if dev.type == "mps":
+        mps = getattr(torch.backends, "mps", None)
+        return None if mps is not None and mps.is_available() else "device 'mps' is not available here"
+    return f"unsupported device {device!r}; use auto, cpu or cuda"
 
 
 # ---------------------------------------------------------------------- caches and files

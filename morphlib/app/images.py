@@ -23,7 +23,6 @@ Examples
 from __future__ import annotations
 
 import io
-import math
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -125,10 +124,13 @@ def _to_array(image: Image.Image, notes: list[str]) -> np.ndarray:
             top = float(np.nanmax(array)) if array.size else 0.0
             scale = 1.0 if top <= 1.0 else (255.0 if top <= 255.0 else 65535.0)
             notes.append("floating-point image: values scaled to [0, 1]")
+        elif mode.startswith("I;16"):  # the full 16-bit range, whatever the contents
+            scale = 65535.0
+            notes.append("16-bit greyscale image: scaled to [0, 1]")
         else:
             top = float(array.max()) if array.size else 0.0
             scale = 255.0 if top <= 255 else 65535.0 if top <= 65535 else top
-            notes.append(f"{'16' if mode.startswith('I;16') else '32'}-bit greyscale image: scaled to [0, 1]")
+            notes.append("32-bit greyscale image: scaled to [0, 1]")
         array = np.clip(np.nan_to_num(array / scale), 0.0, 1.0)
         notes.append("greyscale image: used as RGB (three equal channels)")
         return np.repeat(array[..., None], 3, axis=-1).astype(np.float32)
@@ -147,6 +149,14 @@ def _to_array(image: Image.Image, notes: list[str]) -> np.ndarray:
     elif mode == "CMYK":
         notes.append("CMYK image: converted to RGB")
     return np.asarray(rgb, dtype=np.float32) / 255.0
+
+
+def _raw_mode(image: Image.Image) -> str:
+    """How the file stores its pixels (e.g. ``"RGB;16B"``), read before decoding; ``""`` if unknown."""
+    tiles = getattr(image, "tile", None) or []
+    args = getattr(tiles[0], "args", None) if tiles else None
+    raw = args[0] if isinstance(args, tuple) and args else args
+    return raw if isinstance(raw, str) else ""
 
 
 def _is_grey(image: Image.Image) -> bool:
@@ -184,6 +194,8 @@ def load_image(
         image = _open(_read(source, max_bytes), max_pixels)
     notes: list[str] = []
     mode, size = image.mode, image.size
+    if not mode.startswith("I;16") and ";16" in _raw_mode(image):  # e.g. a 48-bit RGB PNG
+        notes.append("16 bits per channel: reduced to 8")
     try:
         if getattr(image, "n_frames", 1) > 1:
             image.seek(0)
@@ -225,12 +237,16 @@ def fit_to_size(image: torch.Tensor, size: tuple[int, int]) -> tuple[torch.Tenso
     if (h, w) == (th, tw):
         return image, None
     scale = max(th / h, tw / w)
-    rh, rw = max(th, math.ceil(h * scale - 1e-6)), max(tw, math.ceil(w * scale - 1e-6))
-    resized = F.interpolate(
-        image[None], size=(rh, rw), mode="bilinear", align_corners=False, antialias=scale < 1
-    )[0].clamp(0.0, 1.0)
-    top, left = (rh - th) // 2, (rw - tw) // 2
-    out = resized[:, top : top + th, left : left + tw].contiguous()
+    # the region of the source that the output covers, cropped before resizing: resizing the whole
+    # image first would allocate it at the output's scale (GBs for a very elongated strip)
+    ch, cw = min(h, max(1, round(th / scale))), min(w, max(1, round(tw / scale)))
+    top, left = (h - ch) // 2, (w - cw) // 2
+    out = image[:, top : top + ch, left : left + cw]
+    if (ch, cw) != (th, tw):
+        shrink = ch > th or cw > tw
+        out = F.interpolate(out[None], size=(th, tw), mode="bilinear", align_corners=False, antialias=shrink)
+        out = out[0].clamp(0.0, 1.0)
+    out = out.contiguous()
     verb = "enlarged" if scale > 1 else "resized"
-    crop = " and centre-cropped" if (rh, rw) != (th, tw) else ""
+    crop = " and centre-cropped" if (ch, cw) != (h, w) else ""
     return out, f"{verb} from {w}×{h}{crop} to {tw}×{th}, the size the model takes"

@@ -33,12 +33,17 @@ FAMILIES: tuple[str, ...] = ("csp-phase", "csp-joint", "fourier-phase", "pixel")
 MODES: tuple[str, ...] = ("auto", "budget", "alpha")
 MAX_FRAMES = 64
 MAX_ORIENTATIONS = 8
+#: Largest ``prob`` (auto mode's goal probability), for the UI's slider and the permalinks alike.
+MAX_PROB = 0.99
 
 #: Query parameter of each field (fields not listed use their own name).
 QUERY_NAMES = {"luma_only": "luma", "phase_cap": "cap", "smooth_sigma": "smooth"}
 _FIELD_OF = {v: k for k, v in QUERY_NAMES.items()}
 
-__all__ = ["FAMILIES", "MAX_FRAMES", "MODES", "Settings"]
+#: Gradio's own query parameters (``?view=api``, ``?__theme=dark``...), not settings: skipped silently.
+GRADIO_PARAMS = frozenset({"view"})
+
+__all__ = ["FAMILIES", "MAX_FRAMES", "MAX_PROB", "MODES", "Settings", "parse_bool"]
 
 
 @dataclass(frozen=True)
@@ -155,7 +160,7 @@ class Settings:
         warnings = []
         for key, raw in items:
             name = _FIELD_OF.get(key, key)
-            if key == "run":
+            if key == "run" or key in GRADIO_PARAMS or key.startswith("__"):
                 continue
             if name not in known:
                 warnings.append(f"ignored unknown parameter {key!r}")
@@ -189,18 +194,33 @@ def _format(value: object) -> str:
     if isinstance(value, bool):
         return "1" if value else "0"
     if isinstance(value, float):
-        return f"{value:.6g}"
+        text = repr(value)  # the shortest text that reads back as the same float
+        return text[:-2] if text.endswith(".0") else text
     return str(value)
+
+
+def parse_bool(name: str, value: object) -> bool:
+    """``value`` as a bool: a bool, 0 or 1, or a text such as ``"true"``, ``"false"``, ``"1"``, ``"0"``.
+
+    >>> parse_bool("luma_only", "false"), parse_bool("luma_only", 1)
+    (False, True)
+    """
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int | float) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str):
+        if value.strip().lower() in ("1", "true", "yes", "on"):
+            return True
+        if value.strip().lower() in ("0", "false", "no", "off"):
+            return False
+    raise ValueError(f"{name} must be true or false (or 1 or 0), got {value!r}")
 
 
 def _parse(name: str, raw: str) -> object:
     kind = {f.name: f.type for f in fields(Settings)}[name]
     if kind == "bool":
-        if raw.lower() in ("1", "true", "yes", "on"):
-            return True
-        if raw.lower() in ("0", "false", "no", "off"):
-            return False
-        raise ValueError(f"{name} must be 0 or 1, got {raw!r}")
+        return parse_bool(name, raw)
     if kind == "int":
         try:
             return int(raw)
@@ -247,7 +267,7 @@ def _check(name: str, value: object) -> str | None:
     if name == "strength":
         return number(0.0)
     if name == "prob":
-        return number(0.0, 0.999)
+        return number(0.0, MAX_PROB)
     if name == "frames":
         return number(2, MAX_FRAMES, integer=True)
     if name == "orientations":
