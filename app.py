@@ -17,7 +17,9 @@ import base64
 import functools
 import logging
 import os
+import signal
 import sys
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -27,10 +29,18 @@ os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
 import gradio as gr  # noqa: E402
 
-from morphlib.app.engine import Engine, ModelRegistry, MorphOutput, video_side  # noqa: E402
+from morphlib.app.engine import Engine, ModelRegistry, MorphOutput, device_problem, video_side  # noqa: E402
 from morphlib.app.examples import EXAMPLES_DIR, Example, example_by_name, find_example, load_examples  # noqa: E402
 from morphlib.app.images import MAX_BYTES  # noqa: E402
-from morphlib.app.settings import FAMILIES, MAX_FRAMES, MODES, Settings, wants_run  # noqa: E402
+from morphlib.app.settings import (  # noqa: E402
+    FAMILIES,
+    MAX_FRAMES,
+    MAX_PROB,
+    MODES,
+    Settings,
+    parse_bool,
+    wants_run,
+)
 from morphlib.morph import REGIMES  # noqa: E402
 from morphlib.render import annotated_frames  # noqa: E402
 from morphlib.transforms import BANDWIDTHS  # noqa: E402
@@ -153,7 +163,7 @@ def settings_from(*values: Any) -> Settings:
             raise ValueError(f"{name} must be an integer, got {value}")
         else:
             raw[name] = int(float(value))
-    raw["luma_only"] = bool(raw["luma_only"])
+    raw["luma_only"] = False if raw["luma_only"] in (None, "") else parse_bool("luma_only", raw["luma_only"])
     return Settings(**raw).validated()
 
 
@@ -394,9 +404,14 @@ def permalink(
     return _link(s, example, request)
 
 
+@friendly
 def restore(query: str) -> dict:
     """Settings from a permalink (a URL or its query string), as a dict, with the example image's
     path and any warnings about parameters that were ignored."""
+    if not isinstance(query, str):
+        raise ValueError(
+            f"restore takes a permalink (a URL or its query string) as text, got {type(query).__name__}"
+        )
     settings, warnings = Settings.from_query(query)
     image = None
     if settings.example:
@@ -427,8 +442,9 @@ def list_models() -> list[dict]:
 
 
 # ---------------------------------------------------------------------- layout
-def create_demo(eng: Engine | None = None) -> gr.Blocks:
-    """Build the Blocks app around ``eng`` (default: the repository's zoo)."""
+def create_demo(eng: Engine | None = None, concurrency: int = COMPUTE_LIMIT) -> gr.Blocks:
+    """Build the Blocks app around ``eng`` (default: the repository's zoo); at most ``concurrency``
+    morphs and comparisons are computed at once."""
     global ENGINE, DEMO
     ENGINE = eng or ENGINE or Engine()
     registry = ENGINE.registry
@@ -494,7 +510,7 @@ def create_demo(eng: Engine | None = None) -> gr.Blocks:
                 with gr.Row():
                     prob = gr.Slider(
                         0,
-                        0.99,
+                        MAX_PROB,
                         value=defaults.prob,
                         step=0.01,
                         label="auto: target probability",
@@ -643,7 +659,7 @@ def create_demo(eng: Engine | None = None) -> gr.Blocks:
             outputs=morph_outputs,
             api_name="morph",
             concurrency_id="compute",
-            concurrency_limit=COMPUTE_LIMIT,
+            concurrency_limit=concurrency,
         )
         gr.on(
             [strength.submit, frames.release],
@@ -653,7 +669,7 @@ def create_demo(eng: Engine | None = None) -> gr.Blocks:
             api_visibility="private",
             trigger_mode="always_last",
             concurrency_id="compute",
-            concurrency_limit=COMPUTE_LIMIT,
+            concurrency_limit=concurrency,
         )
         scrubber.input(
             show_frame,
@@ -669,7 +685,7 @@ def create_demo(eng: Engine | None = None) -> gr.Blocks:
             outputs=[compare_video, compare_table, compare_status],
             api_name="compare",
             concurrency_id="compute",
-            concurrency_limit=COMPUTE_LIMIT,
+            concurrency_limit=concurrency,
         )
         gr.on(
             [image.change] + [c.change for c in settings_inputs],
@@ -695,7 +711,7 @@ def create_demo(eng: Engine | None = None) -> gr.Blocks:
             outputs=morph_outputs,
             api_visibility="private",
             concurrency_id="compute",
-            concurrency_limit=COMPUTE_LIMIT,
+            concurrency_limit=concurrency,
         )
     DEMO = demo
     return demo
@@ -757,6 +773,9 @@ def on_load(request: gr.Request) -> tuple:
             notes.insert(0, f"**{p.top[0][0]}** ({p.top[0][1]:.1%}); suggested target: **{p.suggestion}**.")
     except ValueError as err:  # a model that cannot be loaded, a bad link...: say so, keep the page
         notes.append(f"⚠ {err}")
+    except Exception as err:  # never lose the page (and the link's other settings) to an unexpected error
+        log.exception("unexpected error while restoring %r", params)
+        notes.append(f"⚠ the image could not be classified on loading ({type(err).__name__}); try again")
     values = [s[name] for name in SETTING_NAMES[2:]]
     return (
         restored["image"],
@@ -831,8 +850,10 @@ def launch(
 ) -> tuple[str, str | None]:
     """Queue and launch ``demo``; returns (local URL, share URL or None).
 
-    A share link that cannot be made (no internet, share server unreachable) is reported
-    and the app keeps serving locally.
+    ``concurrency`` is the queue's default limit (events without their own); morphs and
+    comparisons are bound by :func:`create_demo`'s ``concurrency``. A share link that cannot
+    be made (no internet, share server unreachable) is reported and the app keeps serving
+    locally.
     """
     demo.queue(default_concurrency_limit=concurrency, max_size=64)
     _, local_url, share_url = demo.launch(
@@ -858,6 +879,21 @@ def launch(
     return local_url, share_url
 
 
+def exit_on_sigterm() -> None:
+    """On SIGTERM, raise ``SystemExit`` (after any handler already installed, e.g. Gradio's), so
+    that ``atexit`` handlers run; a no-op outside the main thread, where signals cannot be handled."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+    previous = signal.getsignal(signal.SIGTERM)
+
+    def on_sigterm(signum: int, frame: Any) -> None:
+        if callable(previous):
+            previous(signum, frame)
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, on_sigterm)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
@@ -873,9 +909,15 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--concurrency", type=int, default=COMPUTE_LIMIT, help="morphs computed at once")
     args = parser.parse_args(argv)
+    problem = device_problem(args.device)
+    if problem is not None:
+        sys.exit(f"morphlib app: {problem}")
+    if args.concurrency < 1:
+        sys.exit(f"morphlib app: --concurrency must be at least 1, got {args.concurrency}")
+    exit_on_sigterm()  # before the engine makes its temporary output folder
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)
-    demo = create_demo(Engine(ModelRegistry(args.zoo, device=args.device)))
+    demo = create_demo(Engine(ModelRegistry(args.zoo, device=args.device)), concurrency=args.concurrency)
     launch(demo, share=args.share, host=args.host, port=args.port, concurrency=args.concurrency)
 
 

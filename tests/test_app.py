@@ -8,6 +8,7 @@ from __future__ import annotations
 import io
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -24,7 +25,7 @@ from gradio_client.exceptions import AppError
 from PIL import Image
 
 from morphlib.app.examples import example_by_name
-from morphlib.app.settings import Settings
+from morphlib.app.settings import MAX_PROB, Settings
 
 DIGIT = str(example_by_name("digit-3").file)
 MODEL = "digits-cnn-robust"
@@ -162,6 +163,107 @@ def test_permalinks_round_trip_through_the_api(client):
     odd = client.predict("?model=digits-cnn&frames=500&family=warp", api_name="/restore")
     assert odd["settings"]["model"] == "digits-cnn" and odd["settings"]["frames"] == 16
     assert len(odd["warnings"]) == 2
+
+
+@pytest.mark.parametrize("query", [None, 5, ["?model=digits-cnn"]])
+def test_restore_refuses_a_query_that_is_not_text(client, query):
+    with pytest.raises(AppError, match="restore takes a permalink .* as text") as err:
+        client.predict(query, api_name="/restore")
+    assert "AttributeError" not in str(err.value)
+
+
+def test_luma_only_is_parsed_not_cast(server):
+    app = server[0]
+    values = ["digits-cnn", "9", "csp-phase", "frozen", "auto", 0, 0, 8, 0, "octave", "false", 0, 0]
+    assert app.settings_from(*values).luma_only is False
+    assert app.settings_from(*values[:10], "1", 0, 0).luma_only is True
+    with pytest.raises(ValueError, match="luma_only must be true or false"):
+        app.settings_from(*values[:10], "maybe", 0, 0)
+
+
+def test_a_permalink_to_a_model_with_broken_weights_keeps_the_page(server, tmp_path, monkeypatch):
+    from test_app_support import bad_weights_zoo
+
+    from morphlib.app.engine import Engine, ModelRegistry, OutputDirs
+
+    app = server[0]
+    broken = Engine(ModelRegistry(bad_weights_zoo(tmp_path, monkeypatch)), outputs=OutputDirs(tmp_path / "o"))
+    monkeypatch.setattr(app, "ENGINE", broken)
+
+    class Request:
+        query_params = {"model": "bad-mismatch", "example": "digit-3", "frames": "8", "family": "pixel"}
+        headers: dict = {}
+
+    out = app.on_load(Request())
+    image, model, status, run = out[0], out[1], out[-3], out[-1]
+    assert image.endswith("digit-3.png") and model["value"] == "bad-mismatch" and run is False
+    assert out[3] == "pixel" and out[8] == 8  # the link's other settings are kept
+    assert "'bad-mismatch'" in status and "corrupt or incompatible" in status
+
+
+def test_concurrency_bounds_the_compute_events(server, monkeypatch):
+    app = server[0]
+    monkeypatch.setattr(app, "ENGINE", app.ENGINE)  # create_demo sets both; restored afterwards
+    monkeypatch.setattr(app, "DEMO", app.DEMO)
+    for concurrency in (1, 3):
+        demo = app.create_demo(server[2], concurrency=concurrency)
+        compute = [fn for fn in demo.fns.values() if fn.concurrency_id == "compute"]
+        assert len(compute) >= 3 and {fn.concurrency_limit for fn in compute} == {concurrency}
+        assert {fn.api_name for fn in compute} >= {"morph", "compare"}
+    prob = next(b for b in demo.blocks.values() if getattr(b, "elem_id", None) == "prob")
+    assert prob.maximum == MAX_PROB
+
+
+@pytest.mark.parametrize(("device", "message"), [("gpu", "unknown device 'gpu'"), ("cuda", "CUDA is not")])
+def test_a_device_that_cannot_be_used_stops_the_app_at_once(server, monkeypatch, device, message):
+    app = server[0]
+    monkeypatch.setattr("torch.cuda.is_available", lambda: False)
+    monkeypatch.setattr(app, "create_demo", lambda *a, **k: pytest.fail("the app was built"))
+    with pytest.raises(SystemExit) as err:
+        app.main(["--device", device])
+    assert isinstance(err.value.code, str) and message in err.value.code and "\n" not in err.value.code
+
+
+def test_sigterm_removes_the_temporary_outputs(tmp_path):
+    """``kill -TERM`` of ``python app.py`` runs the exit handlers, which remove its output folder."""
+    port, tmp = free_port(), tmp_path / "tmp"
+    tmp.mkdir()
+    env = dict(
+        os.environ,
+        TMPDIR=str(tmp),
+        HF_HUB_OFFLINE="1",
+        GRADIO_ANALYTICS_ENABLED="False",
+        OMP_NUM_THREADS="1",
+        PYTHONUNBUFFERED="1",
+        NO_PROXY="127.0.0.1,localhost",
+        no_proxy="127.0.0.1,localhost",
+    )
+    log = tmp_path / "app.log"
+    with open(log, "w") as out:
+        proc = subprocess.Popen(
+            [sys.executable, str(ROOT / "app.py"), "--port", str(port)],
+            cwd=tmp_path,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        url = f"http://127.0.0.1:{port}/"
+        deadline = time.time() + 120
+        while time.time() < deadline and f"127.0.0.1:{port}" not in log.read_text():
+            assert proc.poll() is None, log.read_text()
+            time.sleep(0.5)
+        morph(Client(url, verbose=False, download_files=str(tmp_path / "downloads")), frames=2)
+        outputs = list(tmp.glob("morphlib-app-*"))
+        assert len(outputs) == 1 and any(outputs[0].rglob("morph.mp4")), log.read_text()
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
+        assert not outputs[0].exists(), log.read_text()
+        assert "Traceback" not in log.read_text()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=20)
 
 
 def png(image: Image.Image, fmt: str = "PNG") -> bytes:
