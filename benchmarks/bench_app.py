@@ -13,7 +13,10 @@ The app's overhead is ``app / library − 1`` (goal: under 20 %).  Both sides co
 gradient every time (the app runs with ``MORPHLIB_APP_GRADIENT_CACHE=0``).  Cases: the
 bundled ``digits-cnn-robust`` (32 x 32) and a ResNet-50 with random weights at 224 x 224
 (served as a Hub model from a Hub cache laid out in a temporary folder, offline).
-A second table measures the floor of any request through ``gradio_client``, on requests
+A second table splits the app's time into the server's own work (``Engine.morph``'s
+``seconds`` in the returned summary, measured inside the server) and the rest: serving
+(upload, queue, Gradio's pre- and post-processing) and transport (downloading the files).
+A third table measures the floor of any request through ``gradio_client``, on requests
 that do almost no work: ``/models`` (JSON in and out), ``/predict`` (adds an image upload;
 one forward pass of the digits model) and ``/frame`` (adds one file download: a frame of
 the last morph).  A ``/morph`` request pays the upload, the queue round trip and five
@@ -135,8 +138,10 @@ def bench_case(label, model_id, image, target, budget, engine, clients, repeats)
     size = tuple(engine.registry.choice(model_id).entry.input_size)
     x = fit_to_size(load_image(path).image, size)[0]
 
-    def app_call(client):
-        client.predict(
+    server: list[float] = []  # the server's own time per default-client request (summary["seconds"])
+
+    def app_call(client, record: bool = False):
+        outputs = client.predict(
             image=handle_file(path),
             model=model_id,
             target=target,
@@ -145,11 +150,13 @@ def bench_case(label, model_id, image, target, budget, engine, clients, repeats)
             frames=FRAMES,
             api_name="/morph",
         )
+        if record:
+            server.append(sum(outputs[6]["seconds"].values()))
 
     steps = {
         "morph": lambda: morph(model, x, target, frames=FRAMES, budget=budget),
         "library": lambda: engine.morph(path, settings),
-        "app": lambda: app_call(clients[0]),
+        "app": lambda: app_call(clients[0], record=True),
         "app_local": lambda: app_call(clients[1]),
     }
     for fn in steps.values():  # warm-up: loads the model in both processes, fills filter caches
@@ -159,9 +166,12 @@ def bench_case(label, model_id, image, target, budget, engine, clients, repeats)
         for key, fn in steps.items():
             runs[key].append(timed(fn))
     med = {k: statistics.median(v) for k, v in runs.items()}
+    server = server[1:]  # after the warm-up
     return dict(
         name=label,
         **med,
+        server=statistics.median(server),
+        serving=statistics.median(a - w for a, w in zip(runs["app"], server, strict=True)),
         overhead=med["app"] / med["library"] - 1,
         overhead_local=med["app_local"] / med["library"] - 1,
         vs_morph=med["app"] / med["morph"],
@@ -194,6 +204,20 @@ def bench_floor(client, repeats: int) -> dict[str, float]:
         for key, fn in steps.items():
             runs[key].append(timed(fn))
     return {k: statistics.median(v) for k, v in runs.items()}
+
+
+def split_table(rows: list[dict]) -> str:
+    lines = [
+        "| case | library (s) | app (s) | of which the server's work (s) | serving + transport (s) "
+        "| server's work / library |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['name']} | {r['library']:.3f} | {r['app']:.3f} | {r['server']:.3f} | {r['serving']:.3f} "
+            f"| {r['server'] / r['library']:.2f}x |"
+        )
+    return "\n".join(lines)
 
 
 def floor_table(floors: dict[str, dict[str, float]]) -> str:
@@ -268,7 +292,13 @@ def main() -> None:
         f"{load_after:.1f} after; {FRAMES}-frame frozen csp-phase morph at a fixed L2 budget; "
         f"medians of {args.repeats} runs"
     )
-    text = table(rows) + "\n\nFloor of a request (near-empty requests, same runs):\n\n" + floor_table(floors)
+    text = (
+        table(rows)
+        + "\n\nWhere an app request's time goes (default client; the server's work is the time "
+        + "`Engine.morph` reports in the summary, measured inside the server):\n\n"
+        + split_table(rows)
+    )
+    text += "\n\nFloor of a request (near-empty requests, same runs):\n\n" + floor_table(floors)
     print(info)
     print(text)
     if args.write:

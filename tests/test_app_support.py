@@ -349,7 +349,9 @@ def test_predict_gives_top5_and_the_runner_up(engine):
 
 def test_morph_renders_and_caches_the_gradient(engine):
     s = Settings(model="digits-cnn-robust", target="9", mode="budget", strength=3.0, frames=5)
+    start = time.perf_counter()
     first = engine.morph(DIGIT, s)
+    wall = time.perf_counter() - start
     assert not first.cached and first.result.frames.shape[0] == 5
     assert float(first.result.l2[-1]) == pytest.approx(3.0, rel=0.01)
     assert first.result.target_probs[-1] > first.result.target_probs[0]
@@ -358,6 +360,8 @@ def test_morph_renders_and_caches_the_gradient(engine):
     for path in (first.gif, first.plot, first.change):
         assert path.is_file() and path.stat().st_size > 0
     assert first.summary["gradient_cached"] is False and len(first.summary["frames"]) == 5
+    seconds = first.summary["seconds"]  # the server's own time, as the app benchmark reads it
+    assert seconds["morph"] > 0 and seconds["render"] > 0 and seconds["morph"] + seconds["render"] <= wall
     again = engine.morph(DIGIT, Settings(**{**s.as_dict(), "strength": 5.0, "frames": 7}))
     assert again.cached and again.result.frames.shape[0] == 7 and "cache" in again.message
 

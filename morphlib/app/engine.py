@@ -501,6 +501,7 @@ class Engine:
     def morph(self, image: Any, settings: Settings, progress: Progress | None = None) -> MorphOutput:
         """Morph ``image`` as ``settings`` say and render it (see :class:`MorphOutput`)."""
         progress = progress or _no_progress
+        started = time.perf_counter()
         s = settings.validated()
         if s.family not in ("pixel", "fourier-phase", "csp-phase", "csp-joint", "csp-amplitude"):
             raise ValueError(f"unknown family {s.family!r}")
@@ -549,6 +550,7 @@ class Engine:
             grad=grad,
             progress=step,
         )
+        computed = time.perf_counter()
         progress(0.75, "encoding the video")
         out = self.outputs.new("morph")
         frames = annotated_frames(result, min_side=video_side(result))
@@ -564,6 +566,11 @@ class Engine:
             gradient_cached=cached,
             auto=asdict(found) if found is not None else None,
             notes=notes,
+            # where this request's time went, measured here (not counting serving or transfer)
+            seconds={
+                "morph": round(computed - started, 4),
+                "render": round(time.perf_counter() - computed, 4),
+            },
         )
         message = _morph_message(result, found, cached, notes)
         progress(1.0, "done")
