@@ -111,7 +111,9 @@ def fit_warp(
         return _upsample(flow_ctl, (h, w)), log_gain
 
     for sigma in blur_levels:
-        src, tgt = _blur(source, sigma), _blur(edited, sigma)
+        src, tgt = source, edited
+        if sigma > 0:  # coarse levels fit blurred images, so large moves are found first
+            src, tgt = gaussian_blur(source, sigma), gaussian_blur(edited, sigma)
         # Each image's residual relative to its own edit, so a batch fits like separate fits.
         norm = (tgt - src).pow(2).flatten(1).sum(1).clamp_min(1e-12)
         opt = torch.optim.LBFGS(params, max_iter=iterations, line_search_fn="strong_wolfe")
@@ -156,19 +158,6 @@ def warp_explained_energy(source: Tensor, edited: Tensor, *, gain: bool = False,
     True
     """
     return fit_warp(source, edited, gain=gain, grid=grid).energy
-
-
-def _blur(x: Tensor, sigma: float) -> Tensor:
-    if sigma <= 0:
-        return x
-    radius = max(1, int(3 * sigma))
-    t = torch.arange(-radius, radius + 1, dtype=x.dtype, device=x.device)
-    k = torch.exp(-0.5 * (t / sigma) ** 2)
-    k = k / k.sum()
-    c = x.shape[1]
-    x = F.pad(x, (radius, radius, radius, radius), mode="replicate")
-    x = F.conv2d(x, k.view(1, 1, 1, -1).expand(c, 1, 1, -1), groups=c)
-    return F.conv2d(x, k.view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)
 
 
 @torch.no_grad()
