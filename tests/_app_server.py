@@ -1,4 +1,5 @@
-"""Launch ``app.py`` for real on a free port (one server per test module)."""
+"""Launch ``app.py`` for real on a free port: in this process (one server per test module), or
+as ``python app.py`` in its own process for what only a process shows (signals, ``--share``)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import contextlib
 import importlib.util
 import os
 import socket
+import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -59,3 +61,40 @@ def running_app(tmp: Path, keep_outputs: int = 32) -> Iterator[tuple[object, str
             yield app, url, engine
         finally:
             demo.close()
+
+
+@contextlib.contextmanager
+def app_process(tmp: Path, *args: str, **env: str) -> Iterator[tuple[subprocess.Popen, int, Path]]:
+    """Yield ``(process, port, log)`` of ``python app.py --port PORT *args`` run in ``tmp``,
+    offline, with ``env`` added to its environment. Its output (stdout and stderr) goes to
+    ``log``. Afterwards a process still running is stopped with SIGTERM, as a user would stop
+    it (so it removes its temporary files), and killed only if that fails."""
+    port, log = free_port(), tmp / "app.log"
+    environment = dict(
+        os.environ,
+        HF_HUB_OFFLINE="1",
+        GRADIO_ANALYTICS_ENABLED="False",
+        OMP_NUM_THREADS="1",
+        PYTHONUNBUFFERED="1",
+        NO_PROXY="127.0.0.1,localhost",
+        no_proxy="127.0.0.1,localhost",
+        **env,
+    )
+    with open(log, "w") as out:
+        proc = subprocess.Popen(
+            [sys.executable, str(ROOT / "app.py"), "--port", str(port), *args],
+            cwd=tmp,
+            env=environment,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        yield proc, port, log
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=20)

@@ -6,11 +6,8 @@ One server for the module, bundled models only, small frame counts.
 from __future__ import annotations
 
 import io
-import os
 import shutil
 import signal
-import subprocess
-import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -19,7 +16,7 @@ import httpx
 import imageio_ffmpeg
 import numpy as np
 import pytest
-from _app_server import ROOT, free_port, running_app
+from _app_server import ROOT, app_process, running_app
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 from PIL import Image
@@ -226,28 +223,9 @@ def test_a_device_that_cannot_be_used_stops_the_app_at_once(server, monkeypatch,
 
 def test_sigterm_removes_the_temporary_outputs(tmp_path):
     """``kill -TERM`` of ``python app.py`` runs the exit handlers, which remove its output folder."""
-    port, tmp = free_port(), tmp_path / "tmp"
+    tmp = tmp_path / "tmp"
     tmp.mkdir()
-    env = dict(
-        os.environ,
-        TMPDIR=str(tmp),
-        HF_HUB_OFFLINE="1",
-        GRADIO_ANALYTICS_ENABLED="False",
-        OMP_NUM_THREADS="1",
-        PYTHONUNBUFFERED="1",
-        NO_PROXY="127.0.0.1,localhost",
-        no_proxy="127.0.0.1,localhost",
-    )
-    log = tmp_path / "app.log"
-    with open(log, "w") as out:
-        proc = subprocess.Popen(
-            [sys.executable, str(ROOT / "app.py"), "--port", str(port)],
-            cwd=tmp_path,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    try:
+    with app_process(tmp_path, TMPDIR=str(tmp)) as (proc, port, log):
         url = f"http://127.0.0.1:{port}/"
         deadline = time.time() + 120
         while time.time() < deadline and f"127.0.0.1:{port}" not in log.read_text():
@@ -260,10 +238,6 @@ def test_sigterm_removes_the_temporary_outputs(tmp_path):
         proc.wait(timeout=30)
         assert not outputs[0].exists(), log.read_text()
         assert "Traceback" not in log.read_text()
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(timeout=20)
 
 
 def png(image: Image.Image, fmt: str = "PNG") -> bytes:
@@ -353,28 +327,12 @@ def test_temporary_outputs_are_pruned(server, client):
 def test_share_without_internet_says_so_and_keeps_serving_locally(tmp_path):
     """``python app.py --share`` with Gradio's share server unreachable (a dead proxy stands in for
     no internet, so the test behaves the same on a machine that has it)."""
-    port = free_port()
-    env = dict(
-        os.environ,
-        HTTPS_PROXY="http://127.0.0.1:9",
-        https_proxy="http://127.0.0.1:9",
-        NO_PROXY="127.0.0.1,localhost",
-        no_proxy="127.0.0.1,localhost",
-        HF_HUB_OFFLINE="1",
-        GRADIO_ANALYTICS_ENABLED="False",
-        OMP_NUM_THREADS="1",
-        PYTHONUNBUFFERED="1",
-    )
-    log = tmp_path / "app.log"
-    with open(log, "w") as out:
-        proc = subprocess.Popen(
-            [sys.executable, str(ROOT / "app.py"), "--share", "--port", str(port)],
-            cwd=tmp_path,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    try:
+    dead_proxy = "http://127.0.0.1:9"
+    with app_process(tmp_path, "--share", HTTPS_PROXY=dead_proxy, https_proxy=dead_proxy) as (
+        proc,
+        port,
+        log,
+    ):
         deadline = time.time() + 90
         while time.time() < deadline and "keeps serving locally" not in log.read_text():
             assert proc.poll() is None, log.read_text()
@@ -385,9 +343,6 @@ def test_share_without_internet_says_so_and_keeps_serving_locally(tmp_path):
         page = httpx.get(f"http://127.0.0.1:{port}/", timeout=10, trust_env=False)
         assert page.status_code == 200 and "gradio" in page.text.lower()
         assert proc.poll() is None
-    finally:
-        proc.terminate()
-        proc.wait(timeout=20)
     shutil.rmtree(tmp_path, ignore_errors=True)
 
 
