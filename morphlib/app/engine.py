@@ -201,16 +201,14 @@ class ModelRegistry:
         choice = self.choice(model_id)
         device = self.device_for()
         key = (choice.id, str(device))
-        # the registry's lock only guards the cache; a model's own lock is held while it loads, so
-        # a slow load (a download) delays requests for that model only, and it is loaded once
+        # the registry's lock only guards the cache; a model's own lock is held while it is looked
+        # up and loaded, so a slow load (a download) delays requests for that model only, and a
+        # model is loaded once however many requests ask for it at the same time
         with self._lock:
-            if key in self._loaded:
-                self._loaded.move_to_end(key)
-                return self._loaded[key]
             model_lock = self._loading.setdefault(key, threading.Lock())
         with model_lock:
             with self._lock:
-                if key in self._loaded:  # loaded by another request while this one waited
+                if key in self._loaded:
                     self._loaded.move_to_end(key)
                     return self._loaded[key]
             model = self._load(choice, device)
