@@ -9,6 +9,7 @@ import os
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -98,3 +99,13 @@ def app_process(tmp: Path, *args: str, **env: str) -> Iterator[tuple[subprocess.
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait(timeout=20)
+
+
+def wait_for_log(proc: subprocess.Popen, log: Path, text: str, timeout: float) -> str:
+    """The log of ``proc`` once it shows ``text`` (or ``timeout`` seconds have passed); fails
+    at once, with the log, if the process exits meanwhile."""
+    deadline = time.time() + timeout
+    while time.time() < deadline and text not in log.read_text():
+        assert proc.poll() is None, log.read_text()
+        time.sleep(0.5)
+    return log.read_text()

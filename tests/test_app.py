@@ -8,7 +8,6 @@ from __future__ import annotations
 import io
 import shutil
 import signal
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -16,7 +15,7 @@ import httpx
 import imageio_ffmpeg
 import numpy as np
 import pytest
-from _app_server import ROOT, app_process, running_app
+from _app_server import ROOT, app_process, running_app, wait_for_log
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 from PIL import Image
@@ -227,10 +226,7 @@ def test_sigterm_removes_the_temporary_outputs(tmp_path):
     tmp.mkdir()
     with app_process(tmp_path, TMPDIR=str(tmp)) as (proc, port, log):
         url = f"http://127.0.0.1:{port}/"
-        deadline = time.time() + 120
-        while time.time() < deadline and f"127.0.0.1:{port}" not in log.read_text():
-            assert proc.poll() is None, log.read_text()
-            time.sleep(0.5)
+        wait_for_log(proc, log, f"127.0.0.1:{port}", timeout=120)
         morph(Client(url, verbose=False, download_files=str(tmp_path / "downloads")), frames=2)
         outputs = list(tmp.glob("morphlib-app-*"))
         assert len(outputs) == 1 and any(outputs[0].rglob("morph.mp4")), log.read_text()
@@ -333,11 +329,7 @@ def test_share_without_internet_says_so_and_keeps_serving_locally(tmp_path):
         port,
         log,
     ):
-        deadline = time.time() + 90
-        while time.time() < deadline and "keeps serving locally" not in log.read_text():
-            assert proc.poll() is None, log.read_text()
-            time.sleep(0.5)
-        text = log.read_text()
+        text = wait_for_log(proc, log, "keeps serving locally", timeout=90)
         assert "could not create a public share link" in text, text
         assert f"http://127.0.0.1:{port}" in text and "Traceback" not in text
         page = httpx.get(f"http://127.0.0.1:{port}/", timeout=10, trust_env=False)
