@@ -22,10 +22,15 @@ import yaml
 
 from morphlib import data
 
-#: The manifest shipped at the top of the repository.
-DEFAULT_MANIFEST = Path(__file__).resolve().parents[2] / "zoo.yaml"
-#: Root against which bundled weight folders are resolved.
-REPO_ROOT = DEFAULT_MANIFEST.parent
+_CHECKOUT = Path(__file__).resolve().parents[2]
+_IN_CHECKOUT = (_CHECKOUT / "zoo.yaml").is_file() and (_CHECKOUT / "pyproject.toml").is_file()
+#: Where an installed package carries ``zoo.yaml`` and ``assets/<model>/`` (setup.py copies them).
+BUNDLED_ROOT = Path(__file__).resolve().parents[1] / "_bundled"
+#: Root against which bundled weight folders are resolved: the repository checkout
+#: (top-level ``zoo.yaml`` beside ``pyproject.toml``) if there is one, else the installed data.
+REPO_ROOT = _CHECKOUT if _IN_CHECKOUT else BUNDLED_ROOT
+#: The manifest read by default: ``REPO_ROOT / "zoo.yaml"``.
+DEFAULT_MANIFEST = REPO_ROOT / "zoo.yaml"
 
 SOURCES = ("bundled", "hf-hub")
 FORMATS = ("timm", "robustness-ckpt")
