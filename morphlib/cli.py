@@ -1,4 +1,6 @@
-"""``python -m morphlib <command>``: each command lives in its own module.
+"""``morphlib <command>`` (the installed command) or ``python -m morphlib <command>``.
+
+Each command lives in its own module.
 
 A command module exposes ``add_command(subparsers)``, which adds its parser and sets
 ``func`` (called with the parsed arguments, returning an exit code).
@@ -8,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 # Modules that provide commands, in the order ``--help`` lists them.
@@ -15,7 +18,10 @@ COMMAND_MODULES: tuple[str, ...] = ("morphlib.morph_cli", "morphlib.train", "mor
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m morphlib", description=__doc__.splitlines()[0])
+    command = os.path.basename(sys.argv[0]) if sys.argv else ""
+    prog = "morphlib" if command in ("morphlib", "morphlib.exe") else "python -m morphlib"
+    description = "How would a classifier change an image to make it another class?"
+    parser = argparse.ArgumentParser(prog=prog, description=description)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
         importlib.import_module(name).add_command(sub)
