@@ -13,6 +13,8 @@ import importlib
 import os
 import sys
 
+from morphlib import __version__
+
 # Modules that provide commands, in the order ``--help`` lists them.
 COMMAND_MODULES: tuple[str, ...] = ("morphlib.morph_cli", "morphlib.train", "morphlib.evaluate_cli")
 
@@ -22,6 +24,7 @@ def build_parser() -> argparse.ArgumentParser:
     prog = "morphlib" if command in ("morphlib", "morphlib.exe") else "python -m morphlib"
     description = "How would a classifier change an image to make it another class?"
     parser = argparse.ArgumentParser(prog=prog, description=description)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
         importlib.import_module(name).add_command(sub)
