@@ -104,7 +104,9 @@ class EditSpace:
         The source ``(1, C, H, W)`` in ``[0, 1]``.
     luma_only : bool
         Edit only the luma Y of the YIQ image and keep the chroma (needs ``C == 3``;
-        a one-channel image is its own luma).
+        a one-channel image is its own luma).  An RGB image whose three channels are
+        equal is edited as grey whatever ``luma_only`` says: one channel is edited
+        and its change given to all three, so no colour can appear.
     pyramid : SteerablePyramid, optional
         The CSP for the ``csp-*`` families (default: octave, 4 orientations).
 
@@ -129,10 +131,14 @@ class EditSpace:
         if image.ndim != 4 or image.shape[0] != 1:
             raise ValueError(f"EditSpace needs one image (1, C, H, W), got shape {tuple(image.shape)}")
         self.image = image
-        self.luma_only = bool(luma_only) and image.shape[1] == 3
+        self.grey = image.shape[1] == 3 and bool((image == image[:, :1]).all())
+        self.luma_only = bool(luma_only) and image.shape[1] == 3 and not self.grey
         self.pyramid = pyramid if pyramid is not None else SteerablePyramid()
         self.fourier = Fourier()
-        edited = rgb_to_yiq(image)[:, :1] if self.luma_only else image
+        if self.grey:
+            edited = image[:, :1]
+        else:
+            edited = rgb_to_yiq(image)[:, :1] if self.luma_only else image
         self.has_delta = family != "csp-amplitude" and family != "pixel"
         self.has_eta = family in ("csp-joint", "csp-amplitude")
         if family == "pixel":
@@ -208,6 +214,8 @@ class EditSpace:
             c = self._coeffs  # phase and amplitude edits leave the residuals as they are
             edit = type(c)(c.highpass, self.coefficient_changes(params), c.lowpass, c.image_size)
             edited_change = self.pyramid.synthesize(edit, residuals=False)
+        if self.grey:
+            return edited_change.expand(-1, 3, -1, -1)
         if not self.luma_only:
             return edited_change
         # Only Y changes; RGB change = (YIQ->RGB matrix, first column) * ΔY.
