@@ -38,11 +38,11 @@ ARCHITECTURES: dict[str, tuple[str, dict]] = {
     "effnet": ("test_efficientnet", {}),
 }
 #: Normalisation applied in front of every bundled network.
-MEAN, STD = (0.5, 0.5, 0.5), (0.25, 0.25, 0.25)
+MEAN, STD = 0.5, 0.25
 #: Training length per data set (digits is small, so it gets more passes).
-DEFAULT_EPOCHS: dict[str, int] = {"shapes": 12, "orientation": 6, "digits": 30}
+DEFAULT_EPOCHS: dict[str, int] = {"shapes": 12, "orientation": 6, "digits": 30, "mnist": 15}
 #: L2 radius (in [0, 1] pixel units) at which robustness is measured when not trained for.
-DEFAULT_EPS: dict[str, float] = {"shapes": 1.0, "orientation": 1.0, "digits": 1.0}
+DEFAULT_EPS: dict[str, float] = {"shapes": 1.0, "orientation": 1.0, "digits": 1.0, "mnist": 1.5}
 EVAL_SIZE = 500
 TRAIN_PGD_STEPS = 2
 EVAL_PGD_STEPS = 10
@@ -74,10 +74,14 @@ class TrainConfig:
             self.epochs = DEFAULT_EPOCHS[self.dataset]
 
 
-def build(arch: str, num_classes: int) -> nn.Module:
+def build(arch: str, num_classes: int, channels: int = 3) -> nn.Module:
     """A freshly initialised network of architecture ``arch`` (see :data:`ARCHITECTURES`)."""
     name, kwargs = ARCHITECTURES[arch]
-    return timm.create_model(name, num_classes=num_classes, **kwargs)
+    return timm.create_model(name, num_classes=num_classes, in_chans=channels, **kwargs)
+
+
+def _normalisation(channels: int) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    return (MEAN,) * channels, (STD,) * channels
 
 
 def _initial(config: TrainConfig, num_classes: int) -> nn.Module:
@@ -120,9 +124,9 @@ def train(config: TrainConfig, log: Callable[[str], object] = print) -> nn.Seque
     torch.manual_seed(config.seed)
     generator = torch.Generator().manual_seed(config.seed)
     images, labels, names = data.load(config.dataset, "train", n=config.n_train, seed=config.seed)
-    side = data.IMAGE_SIZE[config.dataset]
-    net = build(config.arch, len(names)) if config.init is None else _initial(config, len(names))
-    model = nn.Sequential(Preprocess((side, side), MEAN, STD), net)
+    side, channels = data.IMAGE_SIZE[config.dataset], data.CHANNELS[config.dataset]
+    net = build(config.arch, len(names), channels) if config.init is None else _initial(config, len(names))
+    model = nn.Sequential(Preprocess((side, side), *_normalisation(channels)), net)
     optimiser = torch.optim.AdamW(net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     steps_per_epoch = -(-len(images) // config.batch_size)
     schedule = torch.optim.lr_scheduler.OneCycleLR(
@@ -164,7 +168,7 @@ def train(config: TrainConfig, log: Callable[[str], object] = print) -> nn.Seque
 
 def evaluate(model: nn.Module, config: TrainConfig) -> dict:
     """Clean and L2-PGD accuracy on a test split the run never saw."""
-    n = None if config.dataset == "digits" else EVAL_SIZE
+    n = None if config.dataset in ("digits", "mnist") else EVAL_SIZE
     images, labels, _ = data.load(config.dataset, "test", n=n, seed=config.seed)
     eps = config.robust_eps or DEFAULT_EPS[config.dataset]
     return {
@@ -182,14 +186,15 @@ def save(model: nn.Module, metrics: dict, out: Path, config: TrainConfig) -> Non
     net = copy.deepcopy(model[1]).half()
     _, model_args = ARCHITECTURES[config.arch]
     label_names = data.LABEL_NAMES[config.dataset]
-    side = data.IMAGE_SIZE[config.dataset]
+    side, channels = data.IMAGE_SIZE[config.dataset], data.CHANNELS[config.dataset]
+    mean, std = _normalisation(channels)
     timm.models.save_for_hf(
         net,
         str(out),
         model_config={"label_names": label_names},
         model_args=dict(model_args),
         safe_serialization=True,
-        data_config={"input_size": (3, side, side), "mean": MEAN, "std": STD, "crop_pct": 1.0},
+        data_config={"input_size": (channels, side, side), "mean": mean, "std": std, "crop_pct": 1.0},
     )
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
 

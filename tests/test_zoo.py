@@ -17,13 +17,13 @@ MANIFEST = read_manifest()
 BUNDLED = [e.id for e in MANIFEST.values() if e.source == "bundled"]
 ROBUST_TWINS = [(e.id, e.id.removesuffix("-robust")) for e in MANIFEST.values() if e.id.endswith("-robust")]
 # Accuracy floors; digits is a small real data set, the synthetic ones are easy by design.
-MIN_ACCURACY = {"shapes": 0.95, "orientation": 0.95, "digits": 0.93}
+MIN_ACCURACY = {"shapes": 0.95, "orientation": 0.95, "digits": 0.93, "mnist": 0.96}
 
 
 def _test_split(dataset: str, n: int):
-    # Synthetic sets: a seed training never used. Digits: the held-out split of the training seed.
-    if dataset == "digits":
-        return data.load("digits", "test", seed=0)
+    # Synthetic sets: a seed training never used. Digits, MNIST: the held-out split of the training seed.
+    if dataset in ("digits", "mnist"):
+        return data.load(dataset, "test", seed=0)
     return data.load(dataset, "test", n=n, seed=2024)
 
 
@@ -265,3 +265,23 @@ def test_models_do_not_share_state():
     with torch.no_grad():
         a.net.fc.weight.zero_()
     assert torch.equal(b.net.fc.weight, a_copy.net.fc.weight)
+
+
+def test_grey_model_takes_grey_or_rgb():
+    model = load("mnist-cnn")
+    assert model.entry.channels == 1 and model.preprocess.channels == 1
+    grey, labels, _ = data.load("mnist", "test", n=50, seed=0)
+    with torch.no_grad():
+        from_grey = model(grey)
+        from_rgb = model(grey.expand(-1, 3, -1, -1))  # an RGB image with equal channels is the same grey
+    assert torch.allclose(from_grey, from_rgb, atol=1e-5)
+    assert (from_grey.argmax(1) == labels).float().mean() > 0.9
+    with pytest.raises(ValueError, match="1 or 3"):
+        model(torch.rand(1, 2, 28, 28))
+
+
+def test_rgb_model_takes_grey():
+    model = load("digits-cnn")
+    grey, _, _ = data.load("digits", "test", n=8, seed=0)
+    with torch.no_grad():
+        assert torch.allclose(model(grey[:, :1]), model(grey), atol=1e-5)

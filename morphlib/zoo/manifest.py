@@ -81,8 +81,9 @@ class ZooEntry:
         The label set: a :mod:`morphlib.data` set or ``imagenet-1k``.
     input_size : (int, int)
         ``(H, W)`` the network expects; other sizes are resized in the model.
-    mean, std : tuple of 3 floats
-        Per-channel normalisation applied to ``[0, 1]`` pixels.
+    mean, std : tuple of floats
+        Per-channel normalisation applied to ``[0, 1]`` pixels: 3 values for an RGB
+        network, 1 for a grey one (their length is :attr:`channels`).
     robust : bool
         Adversarially trained or not; if so ``robust_norm``/``robust_eps`` say
         against what and ``robust_method`` how.
@@ -99,8 +100,8 @@ class ZooEntry:
     weights: str
     dataset: str
     input_size: tuple[int, int]
-    mean: tuple[float, float, float]
-    std: tuple[float, float, float]
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
     robust: bool
     licence: str
     description: str
@@ -108,6 +109,11 @@ class ZooEntry:
     robust_eps: float | None = None
     robust_method: str | None = None
     metrics: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def channels(self) -> int:
+        """How many channels the network takes (1: grey, 3: RGB)."""
+        return len(self.mean)
 
     @property
     def hub_repo(self) -> str:
@@ -211,8 +217,10 @@ def parse_entry(raw: Any, where: str = "entry") -> ZooEntry:
     norm = raw["normalisation"]
     if not isinstance(norm, dict) or set(norm) != {"mean", "std"}:
         raise fail("normalisation", f"must be {{mean: [r, g, b], std: [r, g, b]}}, got {norm!r}")
-    mean = numbers(norm["mean"], "normalisation", 3, float, positive=False)
-    std = numbers(norm["std"], "normalisation", 3, float, positive=True)
+    # One value per channel the network takes: three for RGB, one for grey.
+    channels = len(norm["mean"]) if isinstance(norm["mean"], list) and len(norm["mean"]) == 1 else 3
+    mean = numbers(norm["mean"], "normalisation", channels, float, positive=False)
+    std = numbers(norm["std"], "normalisation", channels, float, positive=True)
 
     robust = raw["robust"]
     robust_fields: dict[str, Any] = {}

@@ -23,15 +23,19 @@ class Preprocess(nn.Module):
     input_size : (int, int)
         ``(H, W)`` the network expects; inputs of another size are resized
         (bilinear, antialiased when shrinking).
-    mean, std : sequence of 3 floats
-        ``(x - mean) / std`` per RGB channel.
+    mean, std : sequence of floats
+        ``(x - mean) / std`` per channel (3 for RGB networks, 1 for grey ones).
     """
 
     def __init__(self, input_size: Sequence[int], mean: Sequence[float], std: Sequence[float]) -> None:
         super().__init__()
         self.input_size = (int(input_size[0]), int(input_size[1]))
-        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1))
-        self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1))
+        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1))
+        self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1))
+
+    @property
+    def channels(self) -> int:
+        return self.mean.shape[1]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if tuple(x.shape[-2:]) != self.input_size:
@@ -42,8 +46,26 @@ class Preprocess(nn.Module):
         return (x - self.mean.to(x.dtype)) / self.std.to(x.dtype)
 
 
+#: ITU-R 601 luma weights (the Y of YIQ): how an RGB image is shown to a grey network.
+LUMA = (0.299, 0.587, 0.114)
+
+
+def match_channels(x: torch.Tensor, channels: int) -> torch.Tensor:
+    """``x`` with ``channels`` channels: RGB to luma for a grey network, grey repeated for an RGB one."""
+    if x.shape[1] == channels:
+        return x
+    if channels == 1:
+        weights = torch.tensor(LUMA, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
+        return (x * weights).sum(1, keepdim=True)
+    return x.expand(-1, channels, -1, -1)
+
+
 class ZooModel(nn.Module):
-    """A classifier of the zoo: ``(B, 3, H, W)`` images in ``[0, 1]`` to logits ``(B, K)``.
+    """A classifier of the zoo: ``(B, C, H, W)`` images in ``[0, 1]`` to logits ``(B, K)``.
+
+    ``C`` is 1 or 3 whatever the network takes: a grey network sees the luma of an
+    RGB image, an RGB network a grey image repeated (``entry.channels`` says which
+    the network takes).
 
     Attributes
     ----------
@@ -66,9 +88,9 @@ class ZooModel(nn.Module):
         self.eval()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.dim() != 4 or x.shape[1] != 3:
-            raise ValueError(f"expected images of shape (B, 3, H, W), got {tuple(x.shape)}")
-        return self.net(self.preprocess(x))
+        if x.dim() != 4 or x.shape[1] not in (1, 3):
+            raise ValueError(f"expected images of shape (B, 1 or 3, H, W), got {tuple(x.shape)}")
+        return self.net(self.preprocess(match_channels(x, self.preprocess.channels)))
 
     @property
     def device(self) -> torch.device:
@@ -81,14 +103,14 @@ class ZooModel(nn.Module):
         Parameters
         ----------
         image : torch.Tensor
-            ``(3, H, W)`` or ``(1, 3, H, W)`` in ``[0, 1]``.
+            ``(C, H, W)`` or ``(1, C, H, W)`` in ``[0, 1]``, ``C`` 1 or 3.
         k : int
             How many classes (at most the number of classes).
         """
         if image.dim() == 3:
             image = image[None]
         if image.dim() != 4 or image.shape[0] != 1:
-            raise ValueError(f"predict takes one image (3, H, W) or (1, 3, H, W), got {tuple(image.shape)}")
+            raise ValueError(f"predict takes one image (C, H, W) or (1, C, H, W), got {tuple(image.shape)}")
         probs = self(image.to(self.device, torch.float32)).softmax(-1)[0]
         top = probs.topk(min(k, len(self.labels)))
         return [(self.labels[i], p) for p, i in zip(top.values.tolist(), top.indices.tolist(), strict=True)]
