@@ -1,7 +1,7 @@
+import builtins
+
 import pytest
 import torch
-
-import builtins
 
 from morphlib.data import CHANNELS, DATASETS, IMAGE_SIZE, LABEL_NAMES, load
 

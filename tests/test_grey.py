@@ -1,7 +1,6 @@
 """Grey stays grey: no family adds colour to a grey image, and grey networks morph grey images."""
 
 import pytest
-import torch
 
 from morphlib import morph
 from morphlib.data import load as load_data
