@@ -1,11 +1,10 @@
-"""What every transform shares: input checks and the padding of odd sizes."""
+"""What every transform shares: input checks and the chunk size."""
 
 from __future__ import annotations
 
 from typing import Protocol
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 #: Working sets are kept to about this many values (pixels x images, or x frames): a batch
@@ -45,11 +44,3 @@ def check_images(x: object, min_size: int = 1) -> Tensor:
     if not torch.isfinite(x.sum()) and not torch.isfinite(x).all():
         raise ValueError("image contains NaN or infinite values")
     return x
-
-
-def pad_to_even(x: Tensor) -> Tensor:
-    """Reflect-pad the bottom/right edge by one pixel where a side is odd."""
-    pad_h, pad_w = x.shape[-2] % 2, x.shape[-1] % 2
-    if pad_h == 0 and pad_w == 0:
-        return x
-    return F.pad(x, (0, pad_w, 0, pad_h), mode="reflect")

@@ -17,7 +17,12 @@ Differences from the reference implementations, all by design:
   On coefficients that come from ``analyze`` this equals the references'
   reconstruction; on edited coefficients it discards the part of each band that
   leaks into the opposite half-plane, as phase-based motion magnification does.
-* Odd image sizes are reflect-padded to even and cropped back by ``synthesize``.
+* Any size, odd or even, is transformed as it is (no padding).  An odd DFT axis has no
+  Nyquist bin, so every frequency has its mirror on the grid; down-sampled grids keep
+  the lowest ``ceil(n / 2)`` frequencies, which hold the whole support of the coarser
+  filters, and the one unpaired bin of an even grid (its Nyquist) always lies where
+  those filters are zero.  So reconstruction, the tight frame's Parseval identity and
+  the adjointness of synthesis hold at every size, to rounding.
 * Coefficient scaling: ``tight=False`` reproduces plenoptic's default scaling
   (coarser bands grow by ~2 per octave); ``tight=True`` reproduces plenoptic's
   ``tight_frame=True`` (Parseval: coefficient energy equals image energy, with
@@ -33,7 +38,7 @@ from dataclasses import dataclass, replace
 import torch
 from torch import Tensor
 
-from .base import CHUNK_VALUES, check_images, pad_to_even
+from .base import CHUNK_VALUES, check_images
 
 BANDWIDTHS = {"octave": 1, "half-octave": 2, "quarter-octave": 4}
 MIN_SIZE = 16
@@ -46,13 +51,13 @@ class PyramidCoeffs:
     Attributes
     ----------
     highpass : Tensor
-        ``(B, C, H', W')`` real high-pass residual (``H', W'`` the even, padded size).
+        ``(B, C, H, W)`` real high-pass residual, at the image's size.
     bands : list of Tensor
         One complex tensor ``(B, C, K, h, w)`` per level, finest first.
     lowpass : Tensor
         ``(B, C, h, w)`` real low-pass residual.
     image_size : tuple of int
-        The size of the analysed image, restored by ``synthesize``.
+        The size of the analysed image (that of ``highpass`` and of ``synthesize``'s output).
     """
 
     highpass: Tensor
@@ -138,13 +143,19 @@ def _mirror_index(n: int, count: int, device) -> Tensor:
 
 
 def _full_spectrum(half: Tensor, width: int) -> Tensor:
-    """The full DFT of a real, even-width image from its ``rfft2`` half (Hermitian symmetry)."""
+    """The full DFT of a real image of this width from its ``rfft2`` half (Hermitian symmetry).
+
+    The half holds columns ``0 .. width // 2``; the rest, ``width // 2 + 1 .. width - 1``,
+    are the mirrors of columns ``width - width // 2 - 1 .. 1`` (up to the Nyquist column
+    exclusive for even widths, up to the last kept column for odd ones).
+    """
     q = width // 2
+    m = width - q  # one past the last mirrored column
     full = half.new_empty(*half.shape[:-1], width)
     full[..., : q + 1] = half
     # Column -c holds conj of column c at row -r: row 0 maps to itself, rows 1.. reverse.
-    full[..., :1, q + 1 :] = half[..., :1, 1:q].flip(-1).conj()
-    full[..., 1:, q + 1 :] = half[..., 1:, 1:q].flip(-2, -1).conj()
+    full[..., :1, q + 1 :] = half[..., :1, 1:m].flip(-1).conj()
+    full[..., 1:, q + 1 :] = half[..., 1:, 1:m].flip(-2, -1).conj()
     return full
 
 
@@ -245,7 +256,7 @@ class SteerablePyramid:
         return self.scales
 
     def filters(self, height: int, width: int, dtype: torch.dtype, device: torch.device) -> _Filters:
-        """Frequency-domain filters for an even-sized image, cached per shape, dtype and device."""
+        """Frequency-domain filters for an image of this size, cached per shape, dtype and device."""
         key = (height, width, dtype, torch.device(device))
         cached = self._cache.get(key)
         if cached is None:
@@ -317,7 +328,6 @@ class SteerablePyramid:
         """Decompose ``x`` ``(B, C, H, W)`` (float32/float64, at least 16 px a side)."""
         x = check_images(x, min_size=MIN_SIZE)
         image_size = tuple(x.shape[-2:])
-        x = pad_to_even(x)
         lead = x.shape[:2]
         parts = [self._analyze(chunk) for (chunk,) in _chunks(x.flatten(0, 1))]
         highpass, lowpass = (torch.cat([p[i] for p in parts]).unflatten(0, lead) for i in (0, 2))
@@ -325,7 +335,7 @@ class SteerablePyramid:
         return PyramidCoeffs(highpass, bands, lowpass, image_size)
 
     def _analyze(self, x: Tensor) -> tuple[Tensor, list[Tensor], Tensor]:
-        """Highpass, bands and lowpass of even-sized images ``(N, H, W)``."""
+        """Highpass, bands and lowpass of images ``(N, H, W)``."""
         f = self.filters(*x.shape[-2:], x.dtype, x.device)
         half = torch.fft.rfft2(x, norm="ortho")
         highpass = torch.fft.irfft2(_scale(half, f.highpass), s=x.shape[-2:], norm="ortho")
@@ -365,11 +375,10 @@ class SteerablePyramid:
         else:
             res = [(None, None)] * len(bands)
         out = torch.cat([self._synthesize(f, b, hp, lp) for b, (hp, lp) in zip(bands, res, strict=True)])
-        h, w = coeffs.image_size
-        return out.unflatten(0, lead)[..., :h, :w]
+        return out.unflatten(0, lead)
 
     def _synthesize(self, f: _Filters, bands, highpass: Tensor | None, lowpass: Tensor | None) -> Tensor:
-        """Even-sized images ``(N, H, W)`` from one chunk's bands (and residuals, unless None)."""
+        """Images ``(N, H, W)`` from one chunk's bands (and residuals, unless None)."""
         full = f.sizes[0]
         rot = (1j) ** (self.orientations - 1)
         # Bands and the low-pass go into one full spectrum; only its Hermitian part survives
