@@ -220,6 +220,23 @@ def predict(image: str | bytes | None, model: str) -> tuple[dict, Any, str]:
     return top5_value(p.top), target, "\n".join(lines)
 
 
+CLEARED_MORPH = (None, None, None, None, None, None, None)  # video, GIF, frame, plot, change, numbers, result
+
+
+def pick_example(image: str | bytes | None, model: str) -> tuple:
+    """An example picked in the UI: its prediction, and the previous morph's outputs cleared (they
+    belong to another image). When the prediction fails (e.g. a photo example whose Hub model cannot
+    be downloaded now), the top-5 is cleared too and the status says why: no output keeps showing
+    the previous answer."""
+    try:
+        top, target, message = predict(image, model)
+    except gr.Error as err:
+        gr.Warning(str(err.message))
+        top, target, message = {}, gr.update(), f"⚠ {err.message}"
+    slider = gr.update(minimum=0, maximum=1, value=0, interactive=False)
+    return (top, target, message, *CLEARED_MORPH[:2], slider, *CLEARED_MORPH[2:])
+
+
 def describe_model(model: str) -> str:
     """The picked model's description, and what loading it takes (never fails: it only reads the zoo)."""
     try:
@@ -644,13 +661,23 @@ def create_demo(eng: Engine | None = None, concurrency: int = COMPUTE_LIMIT) -> 
                 gr.Examples(
                     examples=[[str(e.file), example_model(e)] for e in examples],
                     inputs=[image, model],
-                    outputs=predict_outputs,
-                    fn=predict,
+                    outputs=[
+                        *predict_outputs,
+                        video,
+                        gif,
+                        scrubber,
+                        frame,
+                        plot,
+                        change,
+                        summary,
+                        result_state,
+                    ],
+                    fn=pick_example,
                     run_on_click=True,
                     cache_examples=False,
                     example_labels=[e.caption or e.name for e in examples],
                     label="Examples: digits, gratings, shapes (bundled models); photos (ImageNet models)",
-                    api_visibility="private",
+                    api_visibility="undocumented",
                     examples_per_page=12,
                 )
         run.click(

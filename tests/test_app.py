@@ -379,3 +379,25 @@ def test_space_front_matter_matches_requirements_and_zoo():
     assert meta["app_file"] == "app.py" and (ROOT / meta["app_file"]).is_file() and meta["license"] == "mit"
     hub = {e.hub_repo for e in read_manifest().values() if e.source == "hf-hub"}
     assert set(meta["models"]) == hub and len(meta["short_description"]) <= 60
+
+
+def test_a_failing_example_clears_the_previous_answer(server):
+    """Picking the cat photo offline (its Hub model cannot be fetched) leaves no stale outputs."""
+    fresh = Client(server[1], verbose=False)
+    good = fresh.predict(handle_file(DIGIT), MODEL, api_name="/pick_example")
+    assert good[0]["label"] == "3"
+    cat = str(example_by_name("cat").file) if _has_example("cat") else None
+    if cat is None:
+        pytest.skip("no cat example")
+    out = fresh.predict(handle_file(cat), "resnet50-l2-eps3", api_name="/pick_example")
+    top5, message = out[0], out[2]
+    assert not top5.get("confidences") and message.startswith("⚠")
+    assert all(v is None for v in (out[3], out[4], out[6], out[7], out[8], out[9]))
+
+
+def _has_example(name):
+    try:
+        example_by_name(name)
+        return True
+    except ValueError:
+        return False
