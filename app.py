@@ -634,19 +634,9 @@ def create_demo(eng: Engine | None = None, concurrency: int = COMPUTE_LIMIT) -> 
             smooth_sigma,
         ]
         predict_outputs = [top5, target, status]
-        morph_outputs = [
-            video,
-            gif,
-            scrubber,
-            frame,
-            plot,
-            change,
-            summary,
-            status,
-            link,
-            budget,
-            result_state,
-        ]
+        # What a morph shows; picking another example clears these (pick_example).
+        shown_outputs = [video, gif, scrubber, frame, plot, change, summary]
+        morph_outputs = [*shown_outputs, status, link, budget, result_state]
 
         gr.on(
             [image.input, model.input],
@@ -661,17 +651,7 @@ def create_demo(eng: Engine | None = None, concurrency: int = COMPUTE_LIMIT) -> 
                 gr.Examples(
                     examples=[[str(e.file), example_model(e)] for e in examples],
                     inputs=[image, model],
-                    outputs=[
-                        *predict_outputs,
-                        video,
-                        gif,
-                        scrubber,
-                        frame,
-                        plot,
-                        change,
-                        summary,
-                        result_state,
-                    ],
+                    outputs=[*predict_outputs, *shown_outputs, result_state],
                     fn=pick_example,
                     run_on_click=True,
                     cache_examples=False,

@@ -218,7 +218,7 @@ def parse_entry(raw: Any, where: str = "entry") -> ZooEntry:
     if not isinstance(norm, dict) or set(norm) != {"mean", "std"}:
         raise fail("normalisation", f"must be {{mean: [r, g, b], std: [r, g, b]}}, got {norm!r}")
     # One value per channel the network takes: three for RGB, one for grey.
-    channels = len(norm["mean"]) if isinstance(norm["mean"], list) and len(norm["mean"]) == 1 else 3
+    channels = 1 if isinstance(norm["mean"], list) and len(norm["mean"]) == 1 else 3
     mean = numbers(norm["mean"], "normalisation", channels, float, positive=False)
     std = numbers(norm["std"], "normalisation", channels, float, positive=True)
 

@@ -1,4 +1,4 @@
-"""The model the rest of morphlib sees: ``[0, 1]`` RGB pixels in, logits out."""
+"""The model the rest of morphlib sees: ``[0, 1]`` pixels in (grey or RGB), logits out."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from morphlib.edits import rgb_to_yiq
 
 if TYPE_CHECKING:
     from morphlib.zoo.manifest import ZooEntry
@@ -46,17 +48,12 @@ class Preprocess(nn.Module):
         return (x - self.mean.to(x.dtype)) / self.std.to(x.dtype)
 
 
-#: ITU-R 601 luma weights (the Y of YIQ): how an RGB image is shown to a grey network.
-LUMA = (0.299, 0.587, 0.114)
-
-
 def match_channels(x: torch.Tensor, channels: int) -> torch.Tensor:
     """``x`` with ``channels`` channels: RGB to luma for a grey network, grey repeated for an RGB one."""
     if x.shape[1] == channels:
         return x
     if channels == 1:
-        weights = torch.tensor(LUMA, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
-        return (x * weights).sum(1, keepdim=True)
+        return rgb_to_yiq(x)[:, :1]  # the luma Y, the same one luma-only edits change
     return x.expand(-1, channels, -1, -1)
 
 
