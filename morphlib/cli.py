@@ -16,7 +16,12 @@ import sys
 from morphlib import __version__
 
 # Modules that provide commands, in the order ``--help`` lists them.
-COMMAND_MODULES: tuple[str, ...] = ("morphlib.morph_cli", "morphlib.train", "morphlib.evaluate_cli")
+COMMAND_MODULES: tuple[str, ...] = (
+    "morphlib.morph_cli",
+    "morphlib.train",
+    "morphlib.evaluate_cli",
+    "morphlib.study",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

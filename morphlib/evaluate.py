@@ -210,12 +210,9 @@ def run_source(
     for i, row in enumerate(measured):
         row.update(e_warp=float(warp.energy[i]), e_warp_gain=float(gained.energy[i]))
     if example_dir is not None:
-        from PIL import Image
-
         example_dir.mkdir(parents=True, exist_ok=True)
         for case, last in zip(reached, lasts, strict=True):
-            pixels = (last[0].clamp(0, 1).permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
-            Image.fromarray(pixels).save(example_dir / f"{case.key.replace('|', '_')}.png")
+            _picture(last[0]).save(example_dir / f"{case.key.replace('|', '_')}.png")
     return rows
 
 
@@ -443,6 +440,14 @@ def _figures(summary: Sequence[dict], config: EvalConfig, out: Path) -> list[Pat
     return paths + ([grid] if grid else [])
 
 
+def _picture(image: torch.Tensor):
+    """A ``(C, H, W)`` image in ``[0, 1]`` as a PIL image (grey for one channel)."""
+    from PIL import Image
+
+    pixels = (image.clamp(0, 1).permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+    return Image.fromarray(pixels[..., 0] if pixels.shape[-1] == 1 else pixels)
+
+
 def _example_grid(config: EvalConfig, out: Path) -> Path | None:
     """Source images beside their last frames, one column per family, at the largest budget."""
     from PIL import Image, ImageDraw
@@ -466,8 +471,7 @@ def _example_grid(config: EvalConfig, out: Path) -> Path | None:
     for c, name in enumerate(["source", *config.families]):
         draw.text((c * side + 4, 3), name, fill="black")
     for r, (source, by_family) in enumerate(sorted(rows.items())):
-        src = (images[source].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
-        tiles = [Image.fromarray(src)] + [by_family.get(f) for f in config.families]
+        tiles = [_picture(images[source]).convert("RGB")] + [by_family.get(f) for f in config.families]
         for c, tile in enumerate(tiles):
             if tile is not None:
                 sheet.paste(tile.resize((side, side), Image.NEAREST), (c * side, header + r * side))

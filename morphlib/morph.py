@@ -676,8 +676,14 @@ def _iterate(
     budget: float | None,
     alpha: float | None,
     report: Callable[[int], None],
+    stop: Callable[[Tensor], bool] | None = None,
 ) -> tuple[Tensor, Tensor, Tensor]:
-    """Persistent or step-local path of ``frames − 1`` normalised gradient steps (see module notes)."""
+    """Persistent or step-local path of ``frames − 1`` normalised gradient steps (see module notes).
+
+    With ``stop`` (a test of a frame's class probabilities) the path ends at the first frame
+    that passes it, or where the edit saturates short of the next step's distance: the
+    frames so far are returned, and no error is raised.
+    """
     s = grad.settings
     x0 = grad.image
     space, base, direction = grad.space, grad.space.zeros(1), grad.direction
@@ -694,6 +700,8 @@ def _iterate(
             )
             direction = step.direction
             probs[-1] = step.probs  # its forward pass scored the current frame
+            if stop is not None and stop(step.probs):
+                break
         line = _Line(space, base, direction, s["phase_cap"])
         if step_l2 is None:
             size = alpha / (frames - 1)
@@ -707,7 +715,12 @@ def _iterate(
                 probe = 1e-3
                 slope = (distance(probe) - current) / probe
                 guess = step_l2 / slope if slope > 0 else 1.0
-            size = _solve_increasing(distance, k * step_l2, current, guess, rtol=0.01)
+            try:
+                size = _solve_increasing(distance, k * step_l2, current, guess, rtol=0.01)
+            except BudgetUnreachable:
+                if stop is None:
+                    raise
+                break  # saturated: the path ends here
             guess = size
         images.append(line.image(size))
         if regime == "persistent":
@@ -715,7 +728,8 @@ def _iterate(
         probs.append(None)
         alphas.append(alphas[-1] + size)
         report(k)
-    probs[-1] = grad.score(images[-1])[0]
+    if probs[-1] is None:
+        probs[-1] = grad.score(images[-1])[0]
     return torch.cat(images), torch.tensor(alphas, dtype=torch.float64), torch.stack(probs)
 
 
@@ -814,6 +828,22 @@ def morph(
             report = _progress(progress, frames - 1, f"{regime} morph")
             images, alphas, probs = _iterate(model, grad, regime, frames, budget, alpha, report)
             alpha_max = float(alphas[-1])
+    return path_result(grad, regime, images, alphas, probs, budget=budget, alpha=alpha, alpha_max=alpha_max)
+
+
+def path_result(
+    grad: Gradient,
+    regime: str,
+    images: Tensor,
+    alphas: Tensor,
+    probs: Tensor,
+    *,
+    budget: float | None,
+    alpha: float | None,
+    alpha_max: float,
+) -> MorphResult:
+    """The :class:`MorphResult` of a path of frames from ``grad``'s image (frame 0)."""
+    frames = len(images)
     x0 = grad.image
     l2 = (images - x0).flatten(1).norm(dim=1).double().cpu()
     params = dict(

@@ -27,14 +27,26 @@ from dataclasses import dataclass
 
 import torch
 
-from .morph import BudgetUnreachable, Gradient
+from .morph import (
+    BudgetUnreachable,
+    Gradient,
+    MorphResult,
+    _eval_mode,
+    _iterate,
+    _progress,
+    gradient,
+    morph,
+    path_result,
+)
 
 #: Default cap of the search: an RMS change of 0.2 per value (four times the default budget).
 AUTO_MAX_RMS = 0.2
 SAMPLES = 16
 REFINE = 6
+#: Steps of an iterative path searched by :func:`auto_morph` (its budget resolution: cap / STEPS).
+STEPS = 24
 
-__all__ = ["AUTO_MAX_RMS", "AutoStrength", "auto_strength", "default_max_budget"]
+__all__ = ["AUTO_MAX_RMS", "AutoStrength", "auto_morph", "auto_strength", "default_max_budget"]
 
 
 @dataclass(frozen=True)
@@ -180,3 +192,93 @@ def auto_strength(
             lo = mid
     message = f"{label!r} becomes {goal} at L2 = {hi_l2:.3g} (alpha = {hi:.3g}, p = {hi_prob:.3f})."
     return AutoStrength(True, hi, hi_l2, hi_prob, max_budget, saturated_at, goal, message)
+
+
+def _goal(min_prob: float | None) -> str:
+    return "top-1" if min_prob is None else f"p >= {float(min_prob):.2f}"
+
+
+def auto_morph(
+    model: torch.nn.Module,
+    image,
+    target: int | str,
+    *,
+    regime: str = "frozen",
+    frames: int = 16,
+    min_prob: float | None = None,
+    max_budget: float | None = None,
+    steps: int = STEPS,
+    grad: Gradient | None = None,
+    progress=None,
+    **settings,
+) -> tuple[MorphResult, AutoStrength]:
+    """A morph that ends where the target first wins (see :func:`auto_strength`), in any regime.
+
+    ``frozen``: :func:`auto_strength` along the cached gradient, then the frames up to the
+    amplification it found.  ``persistent`` and ``step-local``: the path is walked in
+    ``steps`` equal L2 steps up to ``max_budget`` and stops at the first frame that meets
+    the goal (or where the edit saturates); ``frames`` of its frames, evenly spaced and
+    ending there, are returned.  ``settings`` are :func:`~morphlib.morph.gradient`'s
+    (``family``, ``loss``, ``luma_only``, ``phase_cap``, ``smooth_sigma``, ``pyramid``, ``source``).
+
+    Returns
+    -------
+    (MorphResult, AutoStrength)
+    """
+    if grad is None:
+        grad = gradient(model, image, target, **settings)
+    if regime == "frozen":
+        found = auto_strength(grad, min_prob=min_prob, max_budget=max_budget)
+        return morph(
+            model, grad.image, grad.target, regime="frozen", frames=frames, alpha=found.alpha, grad=grad
+        ), found
+    if steps < 1 or frames < 2:
+        raise ValueError("steps must be >= 1 and frames >= 2")
+    max_budget = default_max_budget(grad.image) if max_budget is None else float(max_budget)
+    if not math.isfinite(max_budget) or max_budget <= 0:
+        raise ValueError(f"the budget cap must be a finite number > 0, got {max_budget}")
+    target, label, goal = grad.target, grad.labels[grad.target], _goal(min_prob)
+
+    def meets(probs: torch.Tensor) -> bool:
+        return bool(probs.argmax() == target) if min_prob is None else float(probs[target]) >= float(min_prob)
+
+    if meets(grad.probs):
+        p = float(grad.probs[target])
+        message = f"the input already meets the goal ({goal} for {label!r}, p = {p:.3f}); nothing to morph"
+        result = morph(
+            model, grad.image, target, regime=regime, frames=frames, alpha=0.0, grad=grad, progress=False
+        )
+        return result, AutoStrength(True, 0.0, 0.0, p, max_budget, None, goal, message)
+    report = _progress(progress, steps, f"{regime} morph (auto strength)")
+    with _eval_mode(model):
+        images, alphas, probs = _iterate(model, grad, regime, steps + 1, max_budget, None, report, stop=meets)
+    reached = meets(probs[-1])
+    keep = torch.linspace(0, len(images) - 1, min(frames, len(images))).round().long().unique()
+    result = path_result(
+        grad,
+        regime,
+        images[keep],
+        alphas[keep],
+        probs[keep],
+        budget=None,
+        alpha=None,
+        alpha_max=float(alphas[-1]),
+    )
+    l2, p = float(result.l2[-1]), float(result.probs[-1, target])
+    saturated_at = l2 if not reached and len(images) < steps + 1 else None
+    if reached:
+        message = f"{label!r} becomes {goal} at L2 = {l2:.3g} along the {regime} path (p = {p:.3f})."
+    else:
+        limit = (
+            f"the edit saturates at L2 = {l2:.3g}, below the cap {max_budget:.3g}"
+            if saturated_at is not None
+            else f"the budget cap L2 = {max_budget:.3g} came first"
+        )
+        best = float(probs[:, target].max())
+        message = (
+            f"{label!r} never became {goal} along this {regime} path: {limit} "
+            f"(best p({label}) = {best:.3f}). "
+            "Showing the morph at the cap; try another family or a larger cap."
+        )
+    found = AutoStrength(reached, float(alphas[-1]), l2, p, max_budget, saturated_at, goal, message)
+    return result, found

@@ -36,6 +36,8 @@ from morphlib.zoo.model import Preprocess
 ARCHITECTURES: dict[str, tuple[str, dict]] = {
     "resnet": ("test_resnet", {"channels": [16, 32, 32, 48]}),
     "effnet": ("test_efficientnet", {}),
+    # A transformer judge: no convolutional prior shared with the drivers.
+    "vit": ("test_vit", {"patch_size": 4, "img_size": None}),
 }
 #: Normalisation applied in front of every bundled network.
 MEAN, STD = 0.5, 0.25
@@ -74,10 +76,16 @@ class TrainConfig:
             self.epochs = DEFAULT_EPOCHS[self.dataset]
 
 
-def build(arch: str, num_classes: int, channels: int = 3) -> nn.Module:
+def model_args(arch: str, side: int) -> dict:
+    """The arguments that shrink ``arch``; ``img_size: None`` means the data set's side."""
+    _, kwargs = ARCHITECTURES[arch]
+    return {k: (side if k == "img_size" and v is None else v) for k, v in kwargs.items()}
+
+
+def build(arch: str, num_classes: int, channels: int = 3, side: int = 32) -> nn.Module:
     """A freshly initialised network of architecture ``arch`` (see :data:`ARCHITECTURES`)."""
-    name, kwargs = ARCHITECTURES[arch]
-    return timm.create_model(name, num_classes=num_classes, in_chans=channels, **kwargs)
+    name, _ = ARCHITECTURES[arch]
+    return timm.create_model(name, num_classes=num_classes, in_chans=channels, **model_args(arch, side))
 
 
 def _normalisation(channels: int) -> tuple[tuple[float, ...], tuple[float, ...]]:
@@ -125,7 +133,11 @@ def train(config: TrainConfig, log: Callable[[str], object] = print) -> nn.Seque
     generator = torch.Generator().manual_seed(config.seed)
     images, labels, names = data.load(config.dataset, "train", n=config.n_train, seed=config.seed)
     side, channels = data.IMAGE_SIZE[config.dataset], data.CHANNELS[config.dataset]
-    net = build(config.arch, len(names), channels) if config.init is None else _initial(config, len(names))
+    net = (
+        build(config.arch, len(names), channels, side)
+        if config.init is None
+        else _initial(config, len(names))
+    )
     model = nn.Sequential(Preprocess((side, side), *_normalisation(channels)), net)
     optimiser = torch.optim.AdamW(net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     steps_per_epoch = -(-len(images) // config.batch_size)
@@ -184,7 +196,6 @@ def evaluate(model: nn.Module, config: TrainConfig) -> dict:
 def save(model: nn.Module, metrics: dict, out: Path, config: TrainConfig) -> None:
     """Write ``model`` in timm's Hugging Face layout (float16 weights) plus ``metrics.json``."""
     net = copy.deepcopy(model[1]).half()
-    _, model_args = ARCHITECTURES[config.arch]
     label_names = data.LABEL_NAMES[config.dataset]
     side, channels = data.IMAGE_SIZE[config.dataset], data.CHANNELS[config.dataset]
     mean, std = _normalisation(channels)
@@ -192,7 +203,7 @@ def save(model: nn.Module, metrics: dict, out: Path, config: TrainConfig) -> Non
         net,
         str(out),
         model_config={"label_names": label_names},
-        model_args=dict(model_args),
+        model_args=model_args(config.arch, side),
         safe_serialization=True,
         data_config={"input_size": (channels, side, side), "mean": mean, "std": std, "crop_pct": 1.0},
     )
@@ -230,7 +241,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _default_name(config: TrainConfig) -> str:
-    role = "cnn" if config.arch == "resnet" else "judge"
+    role = {"resnet": "cnn", "effnet": "judge"}.get(config.arch, f"judge-{config.arch}")
     return f"{config.dataset}-{role}" + ("-robust" if config.robust_eps else "")
 
 

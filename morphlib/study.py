@@ -1,0 +1,498 @@
+"""What makes a morph good: morph settings compared at one budget cap (METHOD.md §7).
+
+For every setting (edit family, regime, pyramid bandwidth, phase cap, smoothing,
+luma-only) and every (source, target) pair, :func:`~morphlib.strength.auto_morph`
+walks the morph up to an RMS budget cap and stops where the driver's top-1 becomes
+the target: the morph the app shows with auto strength.  Per setting:
+
+* **flips**: how often the driver's top-1 becomes the target within the cap, and the
+  median smallest flipping budget (RMS per value);
+* **transfer**: for each judge, the fraction of flips whose last frame it reads as the
+  target (a semantic morph convinces classifiers it was not computed from; an
+  adversarial one does not);
+* **E**: warp-explained energy of the last frame, warp only and warp + gain;
+* **fade**: the loss of RMS contrast of the last frame, ``max(0, 1 − σ(x_K)/σ(x_0))``
+  (0 for moved structure, 1 for an image dissolved into its mean).
+
+Each finished pair is one line of ``rows.jsonl`` (a rerun skips what is done);
+:func:`write_report` writes ``report.md``, ``results.csv`` and a grid of last frames
+per data set.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .data import CHANNELS
+from .data import load as load_data
+from .evaluate import EvalConfig, choose_sources
+from .metrics import fit_warp
+from .strength import auto_morph
+from .zoo import load as load_model
+
+#: Budget cap of the study and of the app's auto strength: RMS change per value.
+STUDY_MAX_RMS = 0.28
+#: Flip rate a setting needs before its transfer counts (the issue's goal for the app).
+GOOD_FLIP_RATE = 0.9
+EXAMPLES = 6  # (source, target) pairs shown in the grid of last frames
+PI = math.pi
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One way of morphing: what :func:`~morphlib.strength.auto_morph` is given."""
+
+    family: str
+    regime: str
+    bandwidth: str = "octave"
+    phase_cap: float | None = None
+    smooth_sigma: float | None = None
+    luma_only: bool = False
+
+    @property
+    def name(self) -> str:
+        parts = [self.family, self.regime]
+        if self.bandwidth != "octave":
+            parts.append(self.bandwidth)
+        if self.phase_cap is not None:
+            parts.append(f"cap {self.phase_cap / PI:.2g}π")
+        if self.smooth_sigma is not None:
+            parts.append(f"smooth {self.smooth_sigma:g}")
+        if self.luma_only:
+            parts.append("luma")
+        return " ".join(parts)
+
+    def morph_settings(self) -> dict:
+        return dict(
+            family=self.family,
+            regime=self.regime,
+            luma_only=self.luma_only,
+            phase_cap=self.phase_cap,
+            smooth_sigma=self.smooth_sigma,
+            pyramid={"bandwidth": self.bandwidth} if self.family.startswith("csp") else None,
+        )
+
+
+def default_settings(channels: int) -> list[Setting]:
+    """The settings compared: families × regimes, then each control varied on its own.
+
+    The controls are varied around the paper's csp-phase/frozen and around the iterative
+    csp-joint paths (the ones that can draw new strokes); luma-only only for colour data.
+    """
+    base = [
+        Setting("pixel", "frozen"),
+        Setting("pixel", "persistent"),
+        Setting("fourier-phase", "frozen"),
+        Setting("csp-phase", "frozen"),
+        Setting("csp-phase", "persistent"),
+        Setting("csp-phase", "step-local"),
+        Setting("csp-joint", "frozen"),
+        Setting("csp-joint", "persistent"),
+        Setting("csp-joint", "step-local"),
+    ]
+    controls = []
+    for family, regime in (("csp-phase", "frozen"), ("csp-joint", "step-local")):
+        controls += [
+            Setting(family, regime, bandwidth="half-octave"),
+            Setting(family, regime, bandwidth="quarter-octave"),
+            Setting(family, regime, phase_cap=PI / 4),
+            Setting(family, regime, phase_cap=PI / 2),
+            Setting(family, regime, smooth_sigma=1.0),
+        ]
+    if channels == 3:
+        controls += [
+            Setting("pixel", "persistent", luma_only=True),
+            Setting("csp-joint", "step-local", luma_only=True),
+        ]
+    return base + controls
+
+
+@dataclass(frozen=True)
+class StudyConfig:
+    """Everything that decides the numbers of a study on one data set."""
+
+    dataset: str
+    model: str
+    judges: tuple[str, ...]
+    sources: int
+    max_rms: float = STUDY_MAX_RMS
+    frames: int = 8
+    seed: int = 0
+
+
+def fade(source: torch.Tensor, edited: torch.Tensor) -> torch.Tensor:
+    """Loss of RMS contrast per image, ``(B,)``: ``max(0, 1 − σ(edited)/σ(source))``.
+
+    >>> x = torch.rand(1, 1, 16, 16)
+    >>> round(float(fade(x, 0.5 + 0.25 * (x - 0.5))[0]), 3), float(fade(x, x.flip(-1))[0])
+    (0.75, 0.0)
+    """
+    spread = lambda x: x.flatten(1).std(dim=1)  # noqa: E731
+    return (1 - spread(edited) / spread(source).clamp_min(1e-12)).clamp_min(0.0)
+
+
+def _key(dataset: str, setting: str, index: int, target: int) -> str:
+    return f"{dataset}|{setting}|{index}|{target}"
+
+
+def read_rows(path: Path) -> list[dict]:
+    if not path.exists():
+        return []
+    rows = []
+    for line in path.read_text().splitlines():
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:  # a line cut short by an interrupted run
+            continue
+    return rows
+
+
+def run_study(
+    config: StudyConfig,
+    out: Path,
+    settings: Sequence[Setting] | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> list[dict]:
+    """Run (or resume) the study of ``config`` into ``out/rows.jsonl``; returns its rows."""
+    out.mkdir(parents=True, exist_ok=True)
+    settings = list(settings or default_settings(CHANNELS[config.dataset]))
+    driver = load_model(config.model)
+    judges = [load_model(j) for j in config.judges]
+    images, labels, _ = load_data(config.dataset, "test", seed=config.seed)
+    picked = choose_sources(
+        EvalConfig(config.dataset, config.model, config.judges, (), (), (), config.sources, seed=config.seed),
+        driver,
+        images,
+        labels,
+    )
+    path = out / "rows.jsonl"
+    done = {r["key"] for r in read_rows(path)}
+    side = math.sqrt(images[0].numel())
+    cap = config.max_rms * side
+    examples_path = out / f"examples_{config.dataset}.pt"
+    examples = torch.load(examples_path) if examples_path.exists() else {}
+    total = len(settings) * len(picked)
+    count = sum(_key(config.dataset, s.name, i, t) in done for s in settings for i, _, t in picked)
+    with path.open("a") as sink:
+        for setting in settings:
+            todo = [(i, y, t) for i, y, t in picked if _key(config.dataset, setting.name, i, t) not in done]
+            rows, last_frames = [], []
+            for index, label, target in todo:
+                result, found = auto_morph(
+                    driver,
+                    images[index],
+                    target,
+                    frames=config.frames,
+                    max_budget=cap,
+                    progress=False,
+                    **setting.morph_settings(),
+                )
+                last = result.frames[-1:]
+                last_frames.append(last)
+                rows.append(
+                    dict(
+                        key=_key(config.dataset, setting.name, index, target),
+                        dataset=config.dataset,
+                        setting=setting.name,
+                        **asdict(setting),
+                        index=index,
+                        label=label,
+                        target=target,
+                        flipped=bool(found.reached),
+                        rms=found.budget / side,
+                        saturated=found.saturated_at is not None,
+                        p_target=found.prob,
+                        judges={
+                            j: int(m(last).argmax(-1)[0]) == target
+                            for j, m in zip(config.judges, judges, strict=True)
+                        },
+                        fade=float(fade(images[index : index + 1], last)[0]),
+                    )
+                )
+                count += 1
+                if progress is not None:
+                    progress(count, total)
+            if not rows:
+                continue
+            edited, sources = torch.cat(last_frames), images[[r["index"] for r in rows]]
+            warp, warp_gain = fit_warp(sources, edited).energy, fit_warp(sources, edited, gain=True).energy
+            for row, e, eg in zip(rows, warp.tolist(), warp_gain.tolist(), strict=True):
+                row.update(E_warp=_finite(e), E_warp_gain=_finite(eg))
+                sink.write(json.dumps(row) + "\n")
+            sink.flush()
+            if setting.name not in examples:  # the grid's frames: the first pairs, kept once
+                first = [r["index"] for r in rows][:EXAMPLES]
+                examples[setting.name] = edited[: len(first)].half()
+                torch.save(examples, examples_path)
+    return [r for r in read_rows(path) if r["dataset"] == config.dataset]
+
+
+def _finite(value: float) -> float | None:
+    return value if math.isfinite(value) else None
+
+
+#: Driver and judges per data set: the robust model drives; the others were never used for a gradient.
+DEFAULT_MODELS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "mnist": ("mnist-cnn-robust", ("mnist-judge", "mnist-judge-vit", "mnist-cnn")),
+    "shapes": ("shapes-cnn-robust", ("shapes-judge", "shapes-cnn")),
+    "orientation": ("orientation-cnn-robust", ("orientation-judge", "orientation-cnn")),
+    "digits": ("digits-cnn-robust", ("digits-judge", "digits-cnn")),
+}
+
+
+def _median(values: Sequence[float | None]) -> float | None:
+    kept = [v for v in values if v is not None]
+    return float(np.median(kept)) if kept else None
+
+
+def summarise(rows: Sequence[dict], judges: Sequence[str]) -> list[dict]:
+    """One line per setting, in the order the settings first appear."""
+    by_setting: dict[str, list[dict]] = {}
+    for row in rows:
+        by_setting.setdefault(row["setting"], []).append(row)
+    lines = []
+    for name, group in by_setting.items():
+        flips = [r for r in group if r["flipped"]]
+        line = dict(
+            setting=name,
+            family=group[0]["family"],
+            regime=group[0]["regime"],
+            pairs=len(group),
+            flips=len(flips),
+            flip_rate=len(flips) / len(group),
+            saturated=sum(r["saturated"] for r in group),
+            flip_rms=_median([r["rms"] for r in flips]),
+            E_warp=_median([r["E_warp"] for r in flips]),
+            E_warp_gain=_median([r["E_warp_gain"] for r in flips]),
+            fade=_median([r["fade"] for r in flips]),
+        )
+        for judge in judges:
+            line[f"judge:{judge}"] = sum(r["judges"][judge] for r in flips) / len(flips) if flips else None
+        lines.append(line)
+    return lines
+
+
+def transfer_of(line: dict) -> float | None:
+    """Mean over judges of the fraction of flips each reads as the target."""
+    values = [v for k, v in line.items() if k.startswith("judge:")]
+    return None if not values or values[0] is None else float(np.mean(values))
+
+
+def best_setting(summary: Sequence[dict]) -> dict | None:
+    """The setting with the highest judge transfer among those that flip >= GOOD_FLIP_RATE."""
+    good = [s for s in summary if s["flip_rate"] >= GOOD_FLIP_RATE and transfer_of(s) is not None]
+    return max(good, key=lambda s: (transfer_of(s), s["flip_rate"]), default=None)
+
+
+def _cell(value: float | None, percent: bool = True) -> str:
+    if value is None:
+        return "–"
+    return f"{100 * value:.0f} %" if percent else f"{value:.3f}"
+
+
+def _table(summary: Sequence[dict], judges: Sequence[str]) -> list[str]:
+    head = [
+        "setting",
+        "flips",
+        "median flip RMS",
+        *[f"judge {j}" for j in judges],
+        "E warp",
+        "E warp+gain",
+        "fade",
+    ]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for s in summary:
+        flips = f"{s['flips']}/{s['pairs']} ({100 * s['flip_rate']:.0f} %)" + (
+            f", {s['saturated']} saturated" if s["saturated"] else ""
+        )
+        cells = [
+            s["setting"],
+            flips,
+            _cell(s["flip_rms"], percent=False),
+            *[_cell(s[f"judge:{j}"]) for j in judges],
+            _cell(s["E_warp"]),
+            _cell(s["E_warp_gain"]),
+            _cell(s["fade"]),
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
+def write_report(configs: Sequence[StudyConfig], out: Path) -> Path:
+    """``report.md``, ``results.csv`` and one grid of last frames per data set, from the rows."""
+    rows = read_rows(out / "rows.jsonl")
+    text = [
+        "# What makes a morph good: the settings study",
+        "",
+        "Written by `python -m morphlib study`; every number below is computed from `rows.jsonl`.",
+        "Each (source, target) pair is morphed with auto strength (`morphlib.strength.auto_morph`):",
+        "the morph stops where the driver's top-1 first becomes the target, searched up to the RMS",
+        "cap (iterative regimes in 24 equal steps, so their flip budget is known to cap/24). Judges",
+        "score that last frame; E (warp-explained energy), and fade (loss of RMS contrast) are medians",
+        "over the flips. A setting counts as good when it flips at least "
+        f"{100 * GOOD_FLIP_RATE:.0f} % of the pairs; the best is the good one the judges agree with most.",
+        "",
+    ]
+    table_rows = []
+    for config in configs:
+        mine = [r for r in rows if r["dataset"] == config.dataset]
+        if not mine:
+            continue
+        summary = summarise(mine, config.judges)
+        best = best_setting(summary)
+        text += [
+            f"## {config.dataset}",
+            "",
+            f"Driver `{config.model}`, judges {', '.join(f'`{j}`' for j in config.judges)}; "
+            f"{summary[0]['pairs']} (source, target) pairs (test images the driver gets right, seeded "
+            f"random other class), cap RMS {config.max_rms} "
+            f"(L2 {config.max_rms * math.sqrt(_numel(config)):.3g}).",
+            "",
+            *_table(summary, config.judges),
+            "",
+            f"Best setting: **{best['setting']}** (flips {100 * best['flip_rate']:.0f} %, mean judge "
+            f"transfer {100 * transfer_of(best):.0f} %)."
+            if best
+            else f"No setting flips {100 * GOOD_FLIP_RATE:.0f} % of the pairs within the cap.",
+            "",
+        ]
+        grid = _grid(config, out, mine)
+        if grid is not None:
+            text += [f"![last frames, {config.dataset}]({grid.name})", ""]
+        table_rows += [dict(dataset=config.dataset, **s) for s in summary]
+    with (out / "results.csv").open("w", newline="") as f:
+        if table_rows:
+            fields = list(dict.fromkeys(k for r in table_rows for k in r))
+            writer = csv.DictWriter(f, fieldnames=fields)
+            writer.writeheader()
+            writer.writerows(table_rows)
+    report = out / "report.md"
+    report.write_text("\n".join(text))
+    return report
+
+
+def _numel(config: StudyConfig) -> int:
+    from .data import IMAGE_SIZE
+
+    return CHANNELS[config.dataset] * IMAGE_SIZE[config.dataset] ** 2
+
+
+def _grid(config: StudyConfig, out: Path, rows: Sequence[dict]) -> Path | None:
+    """Sources on the top row, then each setting's last frames (✓ driver flipped, judges agreeing)."""
+    examples_path = out / f"examples_{config.dataset}.pt"
+    if not examples_path.exists():
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    examples = torch.load(examples_path)
+    images, _, names = load_data(config.dataset, "test", seed=config.seed)
+    settings = [s for s in dict.fromkeys(r["setting"] for r in rows) if s in examples]
+    first = {}
+    for r in rows:
+        first.setdefault(r["setting"], []).append(r)
+    pairs = [(r["index"], r["label"], r["target"]) for r in first[settings[0]]][:EXAMPLES]
+    cols = len(pairs)
+    fig, axes = plt.subplots(
+        len(settings) + 1, cols, figsize=(1.3 * cols + 2.2, 1.3 * (len(settings) + 1)), squeeze=False
+    )
+
+    def show(ax, image: torch.Tensor, title: str) -> None:
+        picture = image.float().clamp(0, 1).permute(1, 2, 0).numpy()
+        ax.imshow(picture[..., 0] if picture.shape[-1] == 1 else picture, cmap="gray", vmin=0, vmax=1)
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.set_title(title, fontsize=7)
+
+    for c, (index, label, target) in enumerate(pairs):
+        show(axes[0, c], images[index], f"{names[label]} → {names[target]}")
+    axes[0, 0].set_ylabel("source", fontsize=7, rotation=0, ha="right", va="center")
+    for r, setting in enumerate(settings, start=1):
+        for c in range(cols):
+            row = first[setting][c] if c < len(first[setting]) else None
+            if c < len(examples[setting]) and row is not None:
+                votes = sum(row["judges"].values())
+                mark = ("flip" if row["flipped"] else "no flip") + f", {votes}/{len(row['judges'])} judges"
+                show(axes[r, c], examples[setting][c], mark)
+            else:
+                axes[r, c].axis("off")
+        axes[r, 0].set_ylabel(setting, fontsize=7, rotation=0, ha="right", va="center")
+    fig.tight_layout()
+    path = out / f"grid_{config.dataset}.png"
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path
+
+
+def add_command(subparsers) -> None:
+    """Register ``study``."""
+    p = subparsers.add_parser(
+        "study",
+        help="measure which morph settings flip the class in a way judges agree with",
+        description=__doc__,
+    )
+    p.add_argument(
+        "--datasets",
+        default="mnist,shapes,orientation",
+        help=f"comma-separated, of {', '.join(DEFAULT_MODELS)}",
+    )
+    p.add_argument("--sources", type=int, default=40, help="(source, target) pairs per data set")
+    p.add_argument("--max-rms", type=float, default=STUDY_MAX_RMS, help="budget cap, RMS change per value")
+    p.add_argument("--frames", type=int, default=8)
+    p.add_argument("--settings", help="comma-separated setting names to run (default: all; see report.md)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", type=Path, default=Path("reports/quality"))
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    import sys
+
+    names = [d.strip() for d in args.datasets.split(",") if d.strip()]
+    unknown = [d for d in names if d not in DEFAULT_MODELS]
+    if unknown or not names:
+        raise ValueError(f"unknown data sets {unknown}; choose from {', '.join(DEFAULT_MODELS)}")
+    if args.sources < 1 or not args.max_rms > 0:
+        raise ValueError("--sources must be >= 1 and --max-rms > 0")
+    configs = [
+        StudyConfig(
+            d,
+            *DEFAULT_MODELS[d],
+            sources=args.sources,
+            max_rms=args.max_rms,
+            frames=args.frames,
+            seed=args.seed,
+        )
+        for d in names
+    ]
+    for config in configs:
+        settings = default_settings(CHANNELS[config.dataset])
+        if args.settings:
+            wanted = [w.strip() for w in args.settings.split(",") if w.strip()]
+            known = {s.name: s for s in settings}
+            missing = [w for w in wanted if w not in known]
+            if missing:
+                raise ValueError(f"unknown settings {missing}; known: {', '.join(known)}")
+            settings = [known[w] for w in wanted]
+
+        def report(done: int, total: int, name: str = config.dataset) -> None:
+            print(
+                f"\r{name}: {done}/{total} morphs",
+                end="" if done < total else "\n",
+                file=sys.stderr,
+                flush=True,
+            )
+
+        run_study(config, args.out, settings, progress=report)
+    print(f"report: {write_report(configs, args.out)}")
+    return 0
