@@ -8,7 +8,7 @@ from _morph_models import bundled
 
 from morphlib import gradient
 from morphlib.data import load as load_data
-from morphlib.strength import auto_strength, default_max_budget
+from morphlib.strength import auto_morph, auto_strength, default_max_budget
 
 
 @pytest.fixture(scope="module")
@@ -94,3 +94,44 @@ def test_a_uniform_image_gets_a_clear_error_not_a_crash(value):
     blank = torch.full((3, 32, 32), value)
     with pytest.raises(ValueError, match="does not change the image as shown|nothing for a csp-phase edit"):
         auto_strength(gradient(bundled("digits-cnn-robust"), blank, "4", family="csp-phase"))
+
+
+@pytest.fixture(scope="module")
+def mnist_digit():
+    images, labels, _ = load_data("mnist", split="test", n=10, seed=0)
+    return images[0], int(labels[0])
+
+
+@pytest.mark.parametrize("family, regime", [("pixel", "persistent"), ("csp-joint", "step-local")])
+def test_auto_morph_walks_an_iterative_path_until_the_target_wins(mnist_digit, family, regime):
+    image, label = mnist_digit
+    target = (label + 3) % 10
+    cap = 0.28 * 28
+    result, found = auto_morph(
+        bundled("mnist-cnn-robust"), image, target, family=family, regime=regime, frames=6, max_budget=cap
+    )
+    assert found.reached and f"along the {regime} path" in found.message
+    assert len(result.frames) == 6 and result.params["regime"] == regime
+    assert int(result.probs[-1].argmax()) == target  # the last frame shown is the first that flips
+    assert all(int(p.argmax()) != target for p in result.probs[:-1])
+    assert found.budget == pytest.approx(float(result.l2[-1])) and 0 < found.budget <= cap * 1.01
+    assert found.prob == pytest.approx(float(result.probs[-1, target]))
+    # the frames are a path: distance from the input grows along it
+    assert torch.all(result.l2[1:] > result.l2[:-1])
+
+
+def test_auto_morph_says_when_the_cap_comes_first(mnist_digit):
+    image, label = mnist_digit
+    result, found = auto_morph(
+        bundled("mnist-cnn-robust"), image, (label + 3) % 10, family="pixel", regime="persistent", max_budget=0.3
+    )
+    assert not found.reached and "never became top-1" in found.message and "cap" in found.message
+    assert float(result.l2[-1]) == pytest.approx(0.3, rel=0.02)
+
+
+def test_auto_morph_frozen_matches_auto_strength(digit):
+    model = bundled("digits-cnn-robust")
+    g = gradient(model, digit, "4", family="pixel")
+    result, found = auto_morph(model, digit, "4", family="pixel", frames=5, grad=g)
+    assert found == auto_strength(g)
+    assert result.alphas[-1] == pytest.approx(found.alpha) and result.top1[-1] == "4"
