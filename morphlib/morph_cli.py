@@ -14,11 +14,15 @@ import torch
 from .edits import FAMILIES
 from .morph import REGIMES, morph
 from .objectives import LOSSES
+from .strength import AUTO_MAX_RMS, auto_morph
 from .transforms import BANDWIDTHS
 
 
 def read_image(spec: str) -> torch.Tensor:
-    """An image ``(3, H, W)`` in ``[0, 1]`` from a file path or ``data:SET:INDEX``."""
+    """An image ``(C, H, W)`` in ``[0, 1]`` from a file path or ``data:SET:INDEX``.
+
+    Grey files (PIL modes ``1``, ``L``, ``LA``, ``I``, ``F``) give one channel, others RGB.
+    """
     if spec.startswith("data:"):
         parts = spec.split(":")
         if len(parts) != 3 or not parts[2].isdigit():
@@ -35,8 +39,10 @@ def read_image(spec: str) -> torch.Tensor:
     from PIL import Image
 
     with Image.open(path) as im:
-        array = np.asarray(im.convert("RGB"), dtype=np.float32) / 255.0
-    return torch.from_numpy(array).permute(2, 0, 1).contiguous()
+        grey = im.mode in ("1", "L", "LA", "I", "I;16", "F")
+        array = np.asarray(im.convert("L" if grey else "RGB"), dtype=np.float32) / 255.0
+    tensor = torch.from_numpy(array)
+    return (tensor[None] if grey else tensor.permute(2, 0, 1)).contiguous()
 
 
 def _positive_float(text: str) -> float:
@@ -65,6 +71,15 @@ def add_command(subparsers: argparse._SubParsersAction) -> None:
         "--budget", type=_positive_float, help="L2 distance of the last frame from the input"
     )
     strength.add_argument("--alpha", type=float, help="amplification of the last frame (normalised units)")
+    strength.add_argument(
+        "--auto",
+        nargs="?",
+        type=_positive_float,
+        const=AUTO_MAX_RMS,
+        metavar="MAX_RMS",
+        help="auto strength: stop where the target first becomes the top-1 class, searching up to an "
+        f"RMS change of MAX_RMS per value (default {AUTO_MAX_RMS})",
+    )
     p.add_argument("--loss", default="nll", choices=LOSSES)
     p.add_argument("--luma-only", action="store_true", help="edit only the YIQ luma, keep the chroma")
     p.add_argument("--phase-cap", type=_positive_float, help="largest phase increment, radians")
@@ -86,15 +101,8 @@ def run(args: argparse.Namespace) -> int:
     scales = args.scales if args.scales == "auto" else int(args.scales)
     pyramid = dict(scales=scales, orientations=args.orientations, bandwidth=args.bandwidth)
     target = int(args.target) if args.target.isdigit() and not _is_label(model, args.target) else args.target
-    result = morph(
-        model,
-        image,
-        target,
+    settings = dict(
         family=args.family,
-        regime=args.regime,
-        frames=args.frames,
-        budget=args.budget,
-        alpha=args.alpha,
         loss=args.loss,
         luma_only=args.luma_only,
         phase_cap=args.phase_cap,
@@ -102,6 +110,23 @@ def run(args: argparse.Namespace) -> int:
         pyramid=pyramid,
         source=args.source,
     )
+    if args.auto is not None:
+        cap = args.auto * image.numel() ** 0.5
+        result, found = auto_morph(
+            model, image, target, regime=args.regime, frames=args.frames, max_budget=cap, **settings
+        )
+        print(f"auto strength: {found.message}")
+    else:
+        result = morph(
+            model,
+            image,
+            target,
+            regime=args.regime,
+            frames=args.frames,
+            budget=args.budget,
+            alpha=args.alpha,
+            **settings,
+        )
     p = result.params
     print(
         f"{args.model}: {result.labels[result.source]} -> {result.labels[result.target]}  "

@@ -55,3 +55,24 @@ def test_python_dash_m_entry_point():
         [sys.executable, "-m", "morphlib", "morph", "--help"], capture_output=True, text=True, check=True
     )
     assert "--budget" in result.stdout and "data:SET:INDEX" in result.stdout
+
+
+def test_a_grey_digit_morphs_as_grey_with_auto_strength(tmp_path, capsys):
+    from morphlib.data import load as load_data
+
+    images, labels, _ = load_data("mnist", split="test", n=1, seed=0)
+    Image.fromarray((images[0, 0].numpy() * 255).round().astype(np.uint8), mode="L").save(tmp_path / "digit.png")
+    target = str((int(labels[0]) + 3) % 10)
+    out = tmp_path / "renders"
+    code = main(
+        ["morph", str(tmp_path / "digit.png"), "--model", "mnist-cnn-robust", "--target", target, "--auto"]
+        + ["--family", "pixel", "--regime", "persistent", "--frames", "4", "--out", str(out), "--no-video"]
+    )
+    assert code == 0
+    text = capsys.readouterr().out
+    assert f"auto strength: '{target}' becomes top-1" in text
+    last_row = [line.split() for line in text.splitlines() if line.split()[:1] == ["3"]][0]
+    assert last_row[-1] == target  # the last frame's top-1
+    with Image.open(out / "morph.gif") as gif:
+        frame = np.asarray(gif.convert("RGB"), dtype=np.int16)
+    assert np.abs(frame - frame[..., :1]).max() == 0  # grey stays grey: no colour anywhere
