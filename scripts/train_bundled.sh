@@ -16,6 +16,8 @@ for ds in ${DATASETS:-mnist digits shapes orientation}; do
     # Real MNIST, 28x28 grey: the paper's setting, robust at L2 eps = 1.5.
     $PY -m morphlib train mnist --robust l2:1.5 --epochs 20
     $PY -m morphlib train mnist --arch effnet
+    # A second judge of another kind: a tiny ViT (patches of 4 px) needs more passes.
+    $PY -m morphlib train mnist --arch vit --epochs 30 --lr 0.002
   else
     $PY -m morphlib train "$ds" --robust l2:1.0
     $PY -m morphlib train "$ds" --arch effnet

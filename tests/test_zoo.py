@@ -18,6 +18,8 @@ BUNDLED = [e.id for e in MANIFEST.values() if e.source == "bundled"]
 ROBUST_TWINS = [(e.id, e.id.removesuffix("-robust")) for e in MANIFEST.values() if e.id.endswith("-robust")]
 # Accuracy floors; digits is a small real data set, the synthetic ones are easy by design.
 MIN_ACCURACY = {"shapes": 0.95, "orientation": 0.95, "digits": 0.93, "mnist": 0.96}
+# Per model where the architecture, not the data, sets the bar: a ViT from scratch on 4,000 digits.
+MIN_ACCURACY_OF = {"mnist-judge-vit": 0.92}
 
 
 def _test_split(dataset: str, n: int):
@@ -120,7 +122,8 @@ def test_bundled_model_accuracy(model_id):
     assert model.labels == names
     with torch.no_grad():
         acc = (model(images).argmax(1) == labels).float().mean().item()
-    assert acc >= MIN_ACCURACY[model.entry.dataset], f"{model_id}: accuracy {acc:.3f}"
+    floor = MIN_ACCURACY_OF.get(model_id, MIN_ACCURACY[model.entry.dataset])
+    assert acc >= floor, f"{model_id}: accuracy {acc:.3f}"
 
 
 @pytest.mark.parametrize(("robust_id", "standard_id"), ROBUST_TWINS)
