@@ -56,6 +56,7 @@ class Setting:
     phase_cap: float | None = None
     smooth_sigma: float | None = None
     luma_only: bool = False
+    min_prob: float | None = None  # auto strength's goal: None for top-1, else p(target) >= min_prob
 
     @property
     def name(self) -> str:
@@ -68,6 +69,8 @@ class Setting:
             parts.append(f"smooth {self.smooth_sigma:g}")
         if self.luma_only:
             parts.append("luma")
+        if self.min_prob is not None:
+            parts.append(f"to p {self.min_prob:g}")
         return " ".join(parts)
 
     def morph_settings(self) -> dict:
@@ -107,6 +110,16 @@ def default_settings(channels: int) -> list[Setting]:
             Setting(family, regime, phase_cap=PI / 2),
             Setting(family, regime, smooth_sigma=1.0),
         ]
+    # Stopping where the driver is confident rather than at the first flip: judges lag the driver.
+    controls += [
+        Setting(family, regime, min_prob=0.9)
+        for family, regime in (
+            ("pixel", "persistent"),
+            ("csp-phase", "step-local"),
+            ("csp-joint", "persistent"),
+            ("csp-joint", "step-local"),
+        )
+    ]
     if channels == 3:
         controls += [
             Setting("pixel", "persistent", luma_only=True),
@@ -193,6 +206,7 @@ def run_study(
                     frames=config.frames,
                     max_budget=cap,
                     progress=False,
+                    min_prob=setting.min_prob,
                     **setting.morph_settings(),
                 )
                 last = result.frames[-1:]

@@ -1,6 +1,6 @@
 """Write the app's example images into ``assets/examples/`` (see ``assets/examples/examples.yaml``).
 
-* test images of the bundled data sets (seed 0), as PNG at their native size;
+* test images of the bundled data sets (seed 0), as PNG at their native size (MNIST grey);
 * four photos that scikit-image ships (public domain / CC0, see ``assets/README.md``),
   resized so that the shorter side is 256 px and saved as JPEG.
 
@@ -21,6 +21,9 @@ from morphlib.data import load
 OUT = Path(__file__).resolve().parents[1] / "assets" / "examples"
 #: (file stem, data set, index in the seed-0 test split)
 DATA = [
+    ("mnist-3", "mnist", None),
+    ("mnist-7", "mnist", None),
+    ("mnist-4", "mnist", None),
     ("digit-3", "digits", 18),
     ("digit-7", "digits", 27),
     ("digit-4", "digits", 13),
@@ -37,7 +40,8 @@ def data_image(name: str, dataset: str, index: int | None) -> np.ndarray:
     images, labels, names = load(dataset, split="test", n=64, seed=0)
     if index is None:  # first test image of the class in the file name
         index = int(np.flatnonzero(labels.numpy() == names.index(name.split("-", 1)[1]))[0])
-    return (images[index].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+    pixels = (images[index].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+    return pixels[..., 0] if pixels.shape[-1] == 1 else pixels  # grey sets as grey PNG
 
 
 def main() -> None:
