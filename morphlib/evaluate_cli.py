@@ -32,8 +32,14 @@ def add_command(subparsers: argparse._SubParsersAction) -> None:
         "evaluate", help="compare edit families (driver success, transfer, E)", description=__doc__
     )
     p.add_argument("--dataset", required=True, help="shapes, orientation or digits")
-    p.add_argument("--model", required=True, help="zoo id of the driver (gradient) model")
-    p.add_argument("--judges", type=_list(str), default=(), help="comma-separated zoo ids of judge models")
+    p.add_argument(
+        "--model",
+        required=True,
+        help="zoo id of the driver (gradient) model, or hf-hub:ORG/NAME (any timm model of the Hub)",
+    )
+    p.add_argument(
+        "--judges", type=_list(str), default=(), help="comma-separated zoo (or hf-hub:) ids of judge models"
+    )
     p.add_argument(
         "--families", type=_list(str, FAMILIES), default=("pixel", "fourier-phase", "csp-phase", "csp-joint")
     )

@@ -54,7 +54,12 @@ def add_command(subparsers: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("image", help="image file, or data:SET:INDEX (a test image of a bundled data set)")
-    p.add_argument("--model", required=True, help="zoo model id (see zoo.yaml), e.g. digits-cnn")
+    p.add_argument(
+        "--model",
+        required=True,
+        help="zoo model id (see zoo.yaml), e.g. digits-cnn, or any timm model of the Hub as "
+        "hf-hub:ORG/NAME, e.g. hf-hub:timm/convnext_small.fb_in1k",
+    )
     p.add_argument("--target", required=True, help="target class: label name or index")
     p.add_argument("--source", default=None, help="source class (default: the model's top-1)")
     p.add_argument("--family", default="csp-phase", choices=FAMILIES)

@@ -285,3 +285,72 @@ def test_rgb_model_takes_grey():
     grey, _, _ = data.load("digits", "test", n=8, seed=0)
     with torch.no_grad():
         assert torch.allclose(model(grey[:, :1]), model(grey), atol=1e-5)
+
+
+# ------------------------------------------------------------- any timm Hub model by id
+
+PETS = ["cat", "dog", "fish"]
+
+
+def _timm_repo(cache, repo_id, num_classes=1000, data_config=None, **model_config):
+    """A tiny random timm network saved as timm pushes to the Hub, in the cache; returned in eval mode."""
+    torch.manual_seed(0)
+    net = timm.create_model("test_resnet", num_classes=num_classes).eval()
+    folder = str(_snapshot(cache, repo_id))
+    timm.models.save_for_hf(
+        net, folder, model_config=model_config, data_config=data_config, safe_serialization=True
+    )
+    return net
+
+
+def test_any_timm_hub_model_by_id(hub_cache):
+    reference = _timm_repo(hub_cache, "timm/test_resnet.r160_in1k")
+    model = load("hf-hub:timm/test_resnet.r160_in1k")
+    entry = model.entry
+    assert (entry.id, entry.architecture) == ("hf-hub:timm/test_resnet.r160_in1k", "test_resnet")
+    assert entry.dataset == "imagenet-1k"
+    assert entry.input_size == (160, 160) and entry.mean == entry.std == (0.5, 0.5, 0.5)  # its pretrained_cfg
+    x = torch.rand(2, 3, 160, 160)
+    with torch.no_grad():
+        assert torch.allclose(model(x), reference((x - 0.5) / 0.5), atol=1e-5)
+    assert model.labels[0].startswith("tench") and model.label_ids[:2] == ["n01440764", "n01443537"]
+
+
+def test_hub_model_by_id_with_its_own_labels_and_input_size(hub_cache):
+    _timm_repo(hub_cache, "someone/pets", 3, data_config={"input_size": (3, 40, 48)}, label_names=PETS)
+    model = load("hf-hub:someone/pets")
+    assert model.labels == model.label_ids == PETS
+    assert model.entry.dataset == "hf-hub:someone/pets" and model.entry.input_size == (40, 48)
+    assert model(torch.rand(1, 3, 20, 20)).shape == (1, 3)
+
+
+def test_hub_model_by_id_with_wordnet_label_names(hub_cache):
+    """A config naming ImageNet classes by WordNet id only: the descriptions come from timm."""
+    from timm.data import ImageNetInfo
+
+    synsets = ImageNetInfo().label_names()
+    _timm_repo(hub_cache, "someone/in1k", label_names=synsets[::-1])
+    model = load("hf-hub:someone/in1k")
+    assert model.label_ids[-1] == "n01440764" and model.labels[-1].startswith("tench")
+
+
+def test_hub_id_errors(hub_cache):
+    with pytest.raises(ModelUnavailableError, match=r"hf-hub:timm/not_cached.*config.json.*HF_HUB_OFFLINE"):
+        load("hf-hub:timm/not_cached")
+    with pytest.raises(ValueError, match="expected hf-hub:ORG/NAME"):
+        load("hf-hub:no-slash")
+    (_snapshot(hub_cache, "someone/broken") / "config.json").write_text('{"num_classes": 3}')
+    with pytest.raises(ValueError, match="not a timm model config"):
+        load("hf-hub:someone/broken")
+    with pytest.raises(ValueError, match="or any timm model of the Hub as hf-hub:ORG/NAME"):
+        load("convnext_small")
+
+
+def test_morph_command_takes_a_hub_id(hub_cache, tmp_path, capsys):
+    from morphlib.cli import main
+
+    _timm_repo(hub_cache, "someone/pets", 3, data_config={"input_size": (3, 32, 32)}, label_names=PETS)
+    argv = ["morph", "data:digits:0", "--model", "hf-hub:someone/pets", "--target", "fish", "--family"]
+    argv += ["pixel", "--frames", "3", "--budget", "1", "--out", str(tmp_path / "out"), "--no-video"]
+    assert main(argv) == 0
+    assert "hf-hub:someone/pets:" in capsys.readouterr().out and (tmp_path / "out" / "morph.gif").is_file()
