@@ -1,7 +1,11 @@
 """The model zoo: manifest checks, bundled models, and Hub loading from a cache laid out here."""
 
 import copy
+import hashlib
+import threading
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import urlparse
 
 import pytest
 import timm
@@ -354,3 +358,85 @@ def test_morph_command_takes_a_hub_id(hub_cache, tmp_path, capsys):
     argv += ["pixel", "--frames", "3", "--budget", "1", "--out", str(tmp_path / "out"), "--no-video"]
     assert main(argv) == 0
     assert "hf-hub:someone/pets:" in capsys.readouterr().out and (tmp_path / "out" / "morph.gif").is_file()
+
+
+# ------------------------------------------------------------------ behind a proxy
+
+
+class _Proxy(BaseHTTPRequestHandler):
+    """An HTTP proxy on 127.0.0.1 that is the only way out: ``CONNECT`` gets ``connect_status``
+    (it has no route to anywhere), plain-HTTP requests for the Hub files it holds are answered."""
+
+    files: dict[str, bytes] = {}
+    connect_status = 502
+    seen: list[str] = []
+    COMMIT = "fedcba9876543210fedcba9876543210fedcba98"
+
+    def log_message(self, *args):
+        pass
+
+    def do_CONNECT(self):
+        self.seen.append(f"CONNECT {self.path}")
+        self.send_response(self.connect_status)
+        self.end_headers()
+
+    def do_HEAD(self, body=False):
+        self.seen.append(f"{self.command} {self.path}")
+        # A forward proxy is sent the whole URL; the Hub serves /{repo}/resolve/{revision}/{file}.
+        repo, _, rest = urlparse(self.path).path.lstrip("/").partition("/resolve/")
+        content = self.files.get(f"{repo}/{rest.partition('/')[2]}")
+        if content is None:
+            self.send_response(404)
+            self.end_headers()
+            return
+        self.send_response(200)
+        self.send_header("ETag", f'"{hashlib.sha256(content).hexdigest()}"')
+        self.send_header("X-Repo-Commit", self.COMMIT)
+        self.send_header("Content-Length", str(len(content)))
+        self.end_headers()
+        if body:
+            self.wfile.write(content)
+
+    def do_GET(self):
+        self.do_HEAD(body=True)
+
+
+@pytest.fixture
+def proxy(monkeypatch):
+    """Start :class:`_Proxy`; the proxy settings point at it and at nothing else."""
+    _Proxy.files, _Proxy.seen, _Proxy.connect_status = {}, [], 502
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Proxy)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    address = f"http://127.0.0.1:{server.server_port}"
+    for name in ("NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy", "http_proxy", "https_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTPS_PROXY", address)
+    monkeypatch.setenv("HTTP_PROXY", address)
+    yield address
+    server.shutdown()
+    server.server_close()
+
+
+def test_probe_goes_through_the_proxy(hub_cache, proxy, monkeypatch):
+    monkeypatch.delenv("HF_HUB_OFFLINE")
+    monkeypatch.setenv("HF_ENDPOINT", "https://127.0.0.1:9")  # nothing listens there: only the proxy answers
+    with pytest.raises(ModelUnavailableError, match=rf"cannot be reached through the proxy {proxy} .*502"):
+        load("resnet50")
+    assert _Proxy.seen == ["CONNECT 127.0.0.1:9"]  # asked the proxy, not the unreachable Hub directly
+
+
+def test_a_proxy_that_is_the_only_way_out_is_enough(hub_cache, proxy, monkeypatch, tmp_path):
+    """Straight to the endpoint, nothing answers; through the proxy the model downloads."""
+    monkeypatch.delenv("HF_HUB_OFFLINE")
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")
+    reference = timm.create_model("test_resnet", num_classes=3).eval()
+    timm.models.save_for_hf(
+        reference, str(tmp_path / "pets"), model_config={"label_names": PETS}, safe_serialization=True
+    )
+    _Proxy.files = {f"someone/pets/{f.name}": f.read_bytes() for f in (tmp_path / "pets").iterdir()}
+    model = load("hf-hub:someone/pets")
+    assert model.labels == PETS
+    x = torch.rand(1, 3, 160, 160)
+    with torch.no_grad():
+        assert torch.allclose(model(x), reference((x - 0.5) / 0.5), atol=1e-5)
+    assert any(line.startswith("GET http://127.0.0.1:9/someone/pets/") for line in _Proxy.seen)
