@@ -2,6 +2,7 @@
 
 import copy
 import hashlib
+import json
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -440,3 +441,53 @@ def test_a_proxy_that_is_the_only_way_out_is_enough(hub_cache, proxy, monkeypatc
     with torch.no_grad():
         assert torch.allclose(model(x), reference((x - 0.5) / 0.5), atol=1e-5)
     assert any(line.startswith("GET http://127.0.0.1:9/someone/pets/") for line in _Proxy.seen)
+
+
+def test_evaluation_of_a_hub_model_on_an_image_folder(hub_cache, tmp_path):
+    """A Hub model by id, its classes named by WordNet id in its config, drives an evaluation on a folder."""
+    import numpy as np
+    from PIL import Image
+
+    from morphlib.evaluate import EvalConfig, evaluate
+
+    synsets = ["n02123045", "n02085620", "n01443537"]
+    descriptions = dict(
+        zip(synsets, ["tabby, tabby cat", "Chihuahua", "goldfish, Carassius auratus"], strict=True)
+    )
+    torch.manual_seed(0)
+    net = timm.create_model("test_resnet", num_classes=3).eval()
+    with torch.no_grad():
+        net.fc.bias.copy_(torch.tensor([3.0, 0.0, 0.0]))  # random weights that still call everything a cat
+    timm.models.save_for_hf(
+        net,
+        str(_snapshot(hub_cache, "someone/pets")),
+        model_config={"label_names": synsets, "label_descriptions": descriptions},
+        data_config={"input_size": (3, 32, 32)},
+        safe_serialization=True,
+    )
+    rng = np.random.default_rng(0)
+    for folder in ("n02123045", "Chihuahua", "goldfish", "7"):  # by WordNet id, name, synonym; 7: no class
+        (tmp_path / "images" / folder).mkdir(parents=True)
+        for i in range(2):
+            pixels = rng.integers(0, 256, size=(40, 50, 3), dtype=np.uint8)
+            Image.fromarray(pixels).save(tmp_path / "images" / folder / f"{i}.jpg")
+
+    config = EvalConfig(
+        dataset=None,
+        images=str(tmp_path / "images"),
+        model="hf-hub:someone/pets",
+        judges=(),
+        families=("pixel",),
+        budgets=(1.0,),
+        regimes=("frozen",),
+        sources=2,
+        frames=3,
+    )
+    rows = evaluate(config, tmp_path / "run")
+    assert len(rows) == 2 and {row["label"] for row in rows} == {0}
+    assert all(row["target"] in (1, 2) for row in rows)
+    record = json.loads((tmp_path / "run" / "sources.json").read_text())
+    assert record["matched"] == {"Chihuahua": 1, "goldfish": 2, "n02123045": 0}
+    assert list(record["unmatched"]) == ["7"]
+    assert all(s["path"].startswith("n02123045/") for s in record["sources"])
+    assert "Edit families on" in (tmp_path / "run" / "report.md").read_text()
