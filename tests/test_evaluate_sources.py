@@ -138,3 +138,22 @@ def test_the_command_takes_images_and_targets(tmp_path, capsys):
             ["evaluate", "--images", str(root), "--dataset", "shapes", "--model", "shapes-cnn", "--out", "x"]
         )
     assert "not allowed with argument" in capsys.readouterr().err
+
+
+def test_the_morph_command_takes_a_target_policy(capsys):
+    from morphlib.cli import main
+
+    model = load("digits-cnn")
+    image = load_data("digits", split="test", n=1, seed=0)[0][0]
+    with torch.no_grad():
+        first, second = model(image[None])[0].topk(2).indices.tolist()
+    argv = ["morph", "data:digits:0", "--model", "digits-cnn", "--family", "pixel", "--frames", "2"]
+    assert main([*argv, "--budget", "1", "--target", "runner-up"]) == 0
+    assert f"digits-cnn: {model.labels[first]} -> {model.labels[second]} " in capsys.readouterr().out
+    targets = set()
+    for seed in range(4):
+        assert main([*argv, "--budget", "1", "--target", "random", "--seed", str(seed)]) == 0
+        line = capsys.readouterr().out.splitlines()[0]
+        assert line.startswith(f"digits-cnn: {model.labels[first]} -> ")
+        targets.add(line.split(" -> ")[1].split()[0])
+    assert model.labels[first] not in targets and len(targets) > 1
