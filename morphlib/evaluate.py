@@ -20,7 +20,8 @@ import math
 import os
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
+from dataclasses import fields as config_fields
 from pathlib import Path
 
 import numpy as np
@@ -301,7 +302,8 @@ def evaluate(
     config_path = out / "config.json"
     if config_path.exists():
         stored = json.loads(config_path.read_text())
-        defaults = {f.name: f.default for f in fields(EvalConfig)}  # for runs stored before a field was added
+        # A run stored before a setting existed had its default.
+        defaults = {f.name: f.default for f in config_fields(EvalConfig)}
         if {k: stored.get(k, defaults.get(k)) for k in config.fingerprint()} != config.fingerprint():
             raise ValueError(
                 f"{out} holds a run with other settings ({config_path}); use a new --out directory"
