@@ -16,6 +16,10 @@ Three data sets serve the bundled models, the tests and the app:
 Every set is generated (or split) from a seed, so the same call always returns
 the same images, and the ``train`` and ``test`` splits never share an image.
 
+Any folder of images with one sub-folder per class loads with :func:`load_folder`,
+its folders matched to a model's labels (by name, WordNet id or index) and its images
+fitted to the model's input size as they are needed.
+
 Examples
 --------
 >>> images, labels, names = load("shapes", split="test", n=4, seed=0)
@@ -25,7 +29,9 @@ Examples
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -264,6 +270,185 @@ def _mnist(split: str, n: int | None, seed: int) -> tuple[np.ndarray, np.ndarray
     chosen = _take(rng.permutation(chosen), n, "mnist", split)  # shuffled: a prefix mixes the classes
     images = (pixels[chosen] / 255.0).reshape(-1, 1, 28, 28)
     return images, targets[chosen]
+
+
+# ------------------------------------------------------------------- image folders
+
+#: File endings read as images in an image folder (any case); other files are skipped.
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff")
+
+
+def match_folders(
+    folders: Sequence[str], labels: Sequence[str], label_ids: Sequence[str] | None = None
+) -> tuple[dict[str, int], dict[str, str]]:
+    """Match class-folder names to class indices, never guessing.
+
+    A folder matches, in this order and ignoring case: the one label of that name (or
+    whose comma-separated synonyms include it, as ImageNet's ``"tench, Tinca tinca"``),
+    the one label id of that name (WordNet ids such as ``n01440764`` for ImageNet),
+    or a class index (``"3"``, ``"003"``).
+
+    Returns
+    -------
+    matched : dict
+        Folder name -> class index.
+    unmatched : dict
+        Folder name -> why it matched nothing (or more than one class).
+
+    Examples
+    --------
+    >>> matched, unmatched = match_folders(["Circle", "1", "n01440764"], ["circle", "square"])
+    >>> matched, unmatched
+    ({'Circle': 0, '1': 1}, {'n01440764': 'no class of that name, id or index'})
+    """
+    ids = list(label_ids) if label_ids is not None else list(labels)
+    by_key = (
+        [str(label).casefold() for label in labels],
+        [{part.strip().casefold() for part in str(label).split(",")} for label in labels],
+        [str(i).casefold() for i in ids],
+    )
+    matched, unmatched = {}, {}
+    for folder in folders:
+        key = folder.strip().casefold()
+        for found in (
+            [i for i, name in enumerate(by_key[0]) if name == key],
+            [i for i, synonyms in enumerate(by_key[1]) if key in synonyms],
+            [i for i, label_id in enumerate(by_key[2]) if label_id == key],
+            [int(key)] if key.isdigit() and int(key) < len(labels) else [],
+        ):
+            if len(found) == 1:
+                matched[folder] = found[0]
+                break
+            if found:
+                names = ", ".join(f"{i} ({labels[i]!r})" for i in found[:5])
+                unmatched[folder] = f"ambiguous: classes {names}"
+                break
+        else:
+            unmatched[folder] = "no class of that name, id or index"
+    return matched, unmatched
+
+
+@dataclass(frozen=True)
+class ImageFolder:
+    """The images of a folder with one sub-folder per class, read when indexed.
+
+    ``folder[i]`` is image ``i`` as ``(C, H, W)`` in ``[0, 1]``, ``folder[i:j]`` a batch
+    ``(n, C, H, W)``: decoded safely, resized to cover ``size`` and centre-cropped to it
+    (as the app fits an upload to a model), grey (the luma) for a one-channel model.
+
+    Attributes
+    ----------
+    root : Path
+    paths : list of Path
+        The images, in a seeded random order (so that a prefix mixes the classes).
+    labels : torch.Tensor
+        ``(N,)`` int64 class indices of ``paths``.
+    label_names : list of str
+        The model's class names, indexed by label.
+    matched, unmatched : dict
+        Folder name -> class index; folder name -> why it was left out (see :func:`match_folders`).
+    size : (int, int)
+        ``(H, W)`` of every image.
+    channels : int
+        1 (grey) or 3 (RGB).
+    """
+
+    root: Path
+    paths: list[Path]
+    labels: torch.Tensor
+    label_names: list[str]
+    matched: dict[str, int]
+    unmatched: dict[str, str]
+    size: tuple[int, int]
+    channels: int = 3
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, index: int | slice) -> torch.Tensor:
+        if isinstance(index, slice):
+            return torch.stack([self._read(p) for p in self.paths[index]])
+        return self._read(self.paths[index])
+
+    def _read(self, path: Path) -> torch.Tensor:
+        from morphlib.app.images import fit_to_size, load_image
+        from morphlib.zoo.model import match_channels
+
+        try:
+            image = load_image(path).image
+        except ValueError as err:
+            raise ValueError(f"{path}: {err}") from err
+        fitted, _ = fit_to_size(image, self.size)
+        return match_channels(fitted[None], self.channels)[0]
+
+
+def load_folder(
+    root: str | Path,
+    labels: Sequence[str],
+    label_ids: Sequence[str] | None = None,
+    size: Sequence[int] = (224, 224),
+    channels: int = 3,
+    seed: int = 0,
+) -> ImageFolder:
+    """An image folder (one sub-folder per class) whose folders are matched to ``labels``.
+
+    Parameters
+    ----------
+    root : path
+        ``root/<class>/<image>`` (images in nested folders count too).
+    labels, label_ids : sequence of str
+        A model's class names and the label set's ids (``ZooModel.labels``, ``.label_ids``).
+    size : (int, int)
+        ``(H, W)`` the images are fitted to: the model's input size.
+    channels : {1, 3}
+        Channels the model takes.
+    seed : int
+        Seed of the order of the images.
+
+    Raises
+    ------
+    ValueError
+        ``root`` is not a folder, or no sub-folder matches a class (the message lists them).
+
+    Examples
+    --------
+    >>> from morphlib.zoo import load
+    >>> model = load("hf-hub:timm/convnext_small.fb_in1k")          # doctest: +SKIP
+    >>> images = load_folder("imagenet/val", model.labels, model.label_ids,
+    ...                      model.entry.input_size)               # doctest: +SKIP
+    >>> images.unmatched                                           # doctest: +SKIP
+    {}
+    """
+    root = Path(root).expanduser()
+    if not root.is_dir():
+        raise ValueError(f"no image folder {str(root)!r}: give a folder with one sub-folder per class")
+    folders = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    matched, unmatched = match_folders(folders, labels, label_ids)
+    if not matched:
+        shown = ", ".join(f"{name!r} ({why})" for name, why in list(unmatched.items())[:5]) or "none"
+        raise ValueError(
+            f"no sub-folder of {root} matches a class of the model (folders: {shown}); name the folders "
+            f"after its labels (e.g. {', '.join(map(repr, list(labels)[:3]))}), their ids or their indices"
+        )
+    files = [
+        (path, label)
+        for folder, label in matched.items()
+        for path in sorted((root / folder).rglob("*"))
+        if path.suffix.lower() in IMAGE_SUFFIXES and path.is_file()
+    ]
+    if not files:
+        raise ValueError(f"the class folders of {root} hold no images ({', '.join(IMAGE_SUFFIXES)})")
+    order = np.random.default_rng(seed).permutation(len(files))
+    return ImageFolder(
+        root=root,
+        paths=[files[i][0] for i in order],
+        labels=torch.tensor([files[i][1] for i in order], dtype=torch.int64),
+        label_names=list(labels),
+        matched=matched,
+        unmatched=unmatched,
+        size=(int(size[0]), int(size[1])),
+        channels=channels,
+    )
 
 
 _GENERATORS: dict[str, Callable[[int, np.random.Generator, int], np.ndarray]] = {

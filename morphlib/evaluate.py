@@ -15,19 +15,23 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 import math
 import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
+from dataclasses import fields as config_fields
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from .data import ImageFolder, load_folder
 from .data import load as load_data
 from .metrics import fit_warp
 from .morph import BudgetUnreachable, morph
+from .targets import POLICIES, pick_target
 from .zoo import load as load_model
 
 #: Published MNIST figures at L2 = 1 (Mahdisoltani et al., revision): median E, percent.
@@ -63,14 +67,25 @@ DATASET_NOTES = {
         "figure for it."
     ),
 }
+LOG = logging.getLogger(__name__)
 EXAMPLE_SOURCES = 4  # sources whose last frames are kept for the example grid
+#: How the report states each target policy (see morphlib/targets.py).
+TARGET_POLICY_TEXT = {
+    "random": "one seeded random target each (any other class, equally likely)",
+    "runner-up": "each toward the driver's runner-up class (its second choice)",
+}
 
 
 @dataclass(frozen=True)
 class EvalConfig:
-    """Everything that decides the numbers of a run (stored in ``config.json``)."""
+    """Everything that decides the numbers of a run (stored in ``config.json``).
 
-    dataset: str
+    Sources come from ``dataset`` (a bundled set's test split) or ``images`` (a folder
+    with one sub-folder per class, see :func:`morphlib.data.load_folder`): exactly one
+    is given.  ``targets`` is the target policy of :mod:`morphlib.targets`.
+    """
+
+    dataset: str | None
     model: str
     judges: tuple[str, ...]
     families: tuple[str, ...]
@@ -79,6 +94,14 @@ class EvalConfig:
     sources: int
     frames: int = 8
     seed: int = 0
+    images: str | None = None
+    targets: str = "random"
+
+    def __post_init__(self) -> None:
+        if (self.dataset is None) == (self.images is None):
+            raise ValueError("give either a bundled data set or an image folder (--dataset or --images)")
+        if self.targets not in POLICIES:
+            raise ValueError(f"unknown target policy {self.targets!r}; choose from {', '.join(POLICIES)}")
 
     def fingerprint(self) -> dict:
         """The settings a resumed run must share (the case lists may grow)."""
@@ -88,6 +111,8 @@ class EvalConfig:
             judges=list(self.judges),
             frames=self.frames,
             seed=self.seed,
+            images=self.images,
+            targets=self.targets,
         )
 
 
@@ -105,27 +130,71 @@ class Case:
         return f"{self.source}|{self.target}|{self.family}|{self.budget:g}|{self.regime}"
 
 
-def choose_sources(config: EvalConfig, model, images, labels) -> list[tuple[int, int, int]]:
-    """``(index, label, target)`` for the first ``config.sources`` test images the driver gets right.
-
-    Each target is a seeded random class other than the label.
-    """
-    with torch.no_grad():
-        predicted = torch.cat([model(chunk).argmax(-1) for chunk in images.split(256)])
-    correct = (predicted == labels).nonzero().flatten().tolist()
-    if len(correct) < config.sources:
-        raise ValueError(
-            f"only {len(correct)} test images of {config.dataset!r} are classified correctly by "
-            f"{config.model!r}; ask for at most that many --sources"
+def source_images(config: EvalConfig, model) -> tuple[torch.Tensor | ImageFolder, torch.Tensor]:
+    """The images sources are drawn from and their labels: a bundled test split, or an image
+    folder matched to the driver's labels and fitted to its input size (read as needed)."""
+    if config.images is not None:
+        entry = model.entry
+        folder = load_folder(
+            config.images, model.labels, model.label_ids, entry.input_size, entry.channels, config.seed
         )
+        for name, why in folder.unmatched.items():  # said at once (stderr): a long run should not hide it
+            LOG.warning("image folder %s: left out %s/: %s", folder.root, name, why)
+        return folder, folder.labels
+    images, labels, _ = load_data(config.dataset, split="test", seed=config.seed)
+    return images, labels
+
+
+def check_models(config: EvalConfig, model, judges) -> None:
+    """The driver fits the data set, and the judges share its classes (they are scored by index)."""
+    for m in (model, *judges):
+        if config.dataset is not None and m.entry.dataset != config.dataset:
+            raise ValueError(
+                f"model {m.entry.id!r} was trained on {m.entry.dataset!r}, not {config.dataset!r}"
+            )
+        if m.labels != model.labels:
+            raise ValueError(
+                f"judge {m.entry.id!r} has other classes ({len(m.labels)}) than the driver "
+                f"{model.entry.id!r} ({len(model.labels)}); judges must share the driver's label set"
+            )
+
+
+def choose_sources(config: EvalConfig, model, images, labels, chunk: int = 256) -> list[tuple[int, int, int]]:
+    """``(index, label, target)`` for the first ``config.sources`` images the driver gets right.
+
+    Images are classified a chunk at a time until enough are found (an image folder is
+    read no further).  Targets follow ``config.targets`` (:func:`morphlib.targets.pick_target`),
+    random ones from a generator seeded with ``config.seed``.
+    """
     rng = np.random.default_rng(config.seed)
-    n_classes = len(model.labels)
-    chosen = []
-    for index in correct[: config.sources]:
-        label = int(labels[index])
-        target = int(rng.integers(0, n_classes - 1))
-        chosen.append((index, label, target + (target >= label)))
-    return chosen
+    chosen: list[tuple[int, int, int]] = []
+    for start in range(0, len(images), chunk):
+        with torch.no_grad():
+            logits = model(images[start : start + chunk])
+        right = (logits.argmax(-1) == labels[start : start + chunk]).nonzero().flatten().tolist()
+        for i in right:
+            label = int(labels[start + i])
+            chosen.append((start + i, label, pick_target(config.targets, logits[i], label, rng)))
+            if len(chosen) == config.sources:
+                return chosen
+    where = f"the image folder {config.images}" if config.images else f"the test split of {config.dataset!r}"
+    raise ValueError(
+        f"only {len(chosen)} images of {where} are classified correctly by {config.model!r}; "
+        "ask for at most that many --sources"
+    )
+
+
+def write_sources(out: Path, images, sources: Sequence[tuple[int, int, int]]) -> Path:
+    """``sources.json``: each source's index, label and target (and file, for an image folder),
+    and which folders of an image folder matched a class and which did not."""
+    record: dict = {"sources": [dict(index=i, label=label, target=t) for i, label, t in sources]}
+    if isinstance(images, ImageFolder):
+        for source in record["sources"]:
+            source["path"] = str(images.paths[source["index"]].relative_to(images.root))
+        record.update(root=str(images.root), matched=images.matched, unmatched=images.unmatched)
+    path = out / "sources.json"
+    path.write_text(json.dumps(record, indent=2))
+    return path
 
 
 def plan(config: EvalConfig, sources: Sequence[tuple[int, int, int]]) -> list[Case]:
@@ -237,7 +306,9 @@ def evaluate(
     config_path = out / "config.json"
     if config_path.exists():
         stored = json.loads(config_path.read_text())
-        if {k: stored.get(k) for k in config.fingerprint()} != config.fingerprint():
+        # A run stored before a setting existed had its default.
+        defaults = {f.name: f.default for f in config_fields(EvalConfig)}
+        if {k: stored.get(k, defaults.get(k)) for k in config.fingerprint()} != config.fingerprint():
             raise ValueError(
                 f"{out} holds a run with other settings ({config_path}); use a new --out directory"
             )
@@ -245,13 +316,10 @@ def evaluate(
 
     model = load_model(config.model)
     judges = [load_model(j) for j in config.judges]
-    for m in (model, *judges):
-        if m.entry.dataset != config.dataset:
-            raise ValueError(
-                f"model {m.entry.id!r} was trained on {m.entry.dataset!r}, not {config.dataset!r}"
-            )
-    images, labels, _ = load_data(config.dataset, split="test", seed=config.seed)
+    check_models(config, model, judges)
+    images, labels = source_images(config, model)
     sources = choose_sources(config, model, images, labels)
+    write_sources(out, images, sources)
     examples = {index for index, _, _ in sources[:EXAMPLE_SOURCES]}
     cases = plan(config, sources)
 
@@ -277,7 +345,7 @@ def evaluate(
 
     wanted = {c.key for c in cases}
     rows = [row for row in read_rows(results_path) if row["key"] in wanted]
-    write_report(rows, config, out)
+    write_report(rows, config, out, images)
     return rows
 
 
@@ -326,6 +394,23 @@ def summarise(rows: Sequence[dict], config: EvalConfig) -> list[dict]:
     return lines
 
 
+def _origin(config: EvalConfig) -> str:
+    if config.images is None:
+        return "test sources"
+    return f"sources from the image folder `{config.images}` (in a seeded order)"
+
+
+def _folder_note(images) -> list[str]:
+    """The report's lines on an image folder's class folders: how many matched, which did not."""
+    if not isinstance(images, ImageFolder):
+        return []
+    note = f"{len(images)} images in {len(images.matched)} class folders matched to the driver's labels."
+    if images.unmatched:
+        left = "; ".join(f"`{name}` ({why})" for name, why in images.unmatched.items())
+        note += f" Folders left out, matching no single class: {left}."
+    return [note, ""]
+
+
 def _fmt(stat: tuple[float, float, float], scale: float = 1.0, digits: int = 1) -> str:
     if math.isnan(stat[0]):
         return "-"
@@ -333,9 +418,15 @@ def _fmt(stat: tuple[float, float, float], scale: float = 1.0, digits: int = 1) 
     return f"{m:.{digits}f} [{lo:.{digits}f}, {hi:.{digits}f}]"
 
 
-def write_report(rows: Sequence[dict], config: EvalConfig, out: Path) -> Path:
-    """``results.csv``, ``summary.json``, ``report.md`` and PNG figures in ``out``."""
+def write_report(rows: Sequence[dict], config: EvalConfig, out: Path, images=None) -> Path:
+    """``results.csv``, ``summary.json``, ``report.md`` and PNG figures in ``out``.
+
+    ``images`` are the run's source images (see :func:`source_images`), for the example
+    grid; by default a bundled set's test split is loaded again.
+    """
     out = Path(out)
+    if images is None and config.dataset is not None:
+        images = load_data(config.dataset, split="test", seed=config.seed)[0]
     keys = list(dict.fromkeys(k for row in rows for k in row if k != "judges"))
     fields = keys + [f"judge:{j}" for j in config.judges]
     with (out / "results.csv").open("w", newline="") as f:
@@ -347,17 +438,19 @@ def write_report(rows: Sequence[dict], config: EvalConfig, out: Path) -> Path:
             writer.writerow(flat)
     summary = summarise(rows, config)
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
-    figures = _figures(summary, config, out)
+    figures = _figures(summary, config, out, images)
 
     judges = ", ".join(f"`{j}`" for j in config.judges) or "none"
     md = [
-        f"# Edit families on `{config.dataset}`",
+        f"# Edit families on `{config.dataset or config.images}`",
         "",
-        f"Driver `{config.model}`; judges {judges}; {config.sources} test sources the driver "
-        f"classifies correctly, one seeded random target each; {config.frames} frames per morph; "
+        f"Driver `{config.model}`; judges {judges}; {config.sources} {_origin(config)} the driver "
+        f"classifies correctly, {TARGET_POLICY_TEXT[config.targets]} (`--targets {config.targets}`, "
+        f"seed {config.seed}; per source in `sources.json`); {config.frames} frames per morph; "
         f"budgets are L2 distances of the last frame from the source (clipped to [0, 1], all "
         f"channels). Medians with 95 % bootstrap intervals over sources. Raw rows: `results.csv`.",
         "",
+        *_folder_note(images),
         "A case whose budget the family cannot reach (phase-only edits saturate) is counted under "
         "*not reached* and left out of the medians; `n` counts the cases that reached it.",
         "",
@@ -414,7 +507,7 @@ def write_report(rows: Sequence[dict], config: EvalConfig, out: Path) -> Path:
     return out / "report.md"
 
 
-def _figures(summary: Sequence[dict], config: EvalConfig, out: Path) -> list[Path]:
+def _figures(summary: Sequence[dict], config: EvalConfig, out: Path, images) -> list[Path]:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -456,7 +549,7 @@ def _figures(summary: Sequence[dict], config: EvalConfig, out: Path) -> list[Pat
         fig.savefig(path, dpi=110)
         plt.close(fig)
         paths.append(path)
-    grid = _example_grid(config, out)
+    grid = _example_grid(config, out, images)
     return paths + ([grid] if grid else [])
 
 
@@ -468,14 +561,13 @@ def _picture(image: torch.Tensor):
     return Image.fromarray(pixels[..., 0] if pixels.shape[-1] == 1 else pixels)
 
 
-def _example_grid(config: EvalConfig, out: Path) -> Path | None:
+def _example_grid(config: EvalConfig, out: Path, images) -> Path | None:
     """Source images beside their last frames, one column per family, at the largest budget."""
     from PIL import Image, ImageDraw
 
     example_dir = out / "examples"
-    if not example_dir.exists():
+    if not example_dir.exists() or images is None:
         return None
-    images, _, _ = load_data(config.dataset, split="test", seed=config.seed)
     budget, regime = max(config.budgets), config.regimes[0]
     rows = {}
     for path in sorted(example_dir.glob("*.png")):

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from .edits import FAMILIES
 from .morph import REGIMES
+from .targets import POLICIES
 
 #: Seconds between progress lines when stderr is not a terminal (a log file, CI).
 LOG_EVERY_S = 10.0
@@ -31,9 +32,24 @@ def add_command(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "evaluate", help="compare edit families (driver success, transfer, E)", description=__doc__
     )
-    p.add_argument("--dataset", required=True, help="shapes, orientation or digits")
-    p.add_argument("--model", required=True, help="zoo id of the driver (gradient) model")
-    p.add_argument("--judges", type=_list(str), default=(), help="comma-separated zoo ids of judge models")
+    data = p.add_mutually_exclusive_group(required=True)
+    data.add_argument(
+        "--dataset", help="a bundled data set (its test split): shapes, orientation, digits, mnist"
+    )
+    data.add_argument(
+        "--images",
+        type=Path,
+        help="an image folder, one sub-folder per class, named after the driver's labels, their ids "
+        "(WordNet ids such as n01440764 for ImageNet) or their indices; unmatched folders are reported",
+    )
+    p.add_argument(
+        "--model",
+        required=True,
+        help="zoo id of the driver (gradient) model, or hf-hub:ORG/NAME (any timm model of the Hub)",
+    )
+    p.add_argument(
+        "--judges", type=_list(str), default=(), help="comma-separated zoo (or hf-hub:) ids of judge models"
+    )
     p.add_argument(
         "--families", type=_list(str, FAMILIES), default=("pixel", "fourier-phase", "csp-phase", "csp-joint")
     )
@@ -43,6 +59,12 @@ def add_command(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--sources", type=int, default=300, help="number of source images")
     p.add_argument("--frames", type=int, default=8)
+    p.add_argument(
+        "--targets",
+        choices=POLICIES,
+        default="random",
+        help="target policy: a seeded random other class (default), or the driver's runner-up",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, required=True, help="directory for results and report (resumable)")
     p.set_defaults(func=run)
@@ -65,6 +87,8 @@ def run(args: argparse.Namespace) -> int:
         sources=args.sources,
         frames=args.frames,
         seed=args.seed,
+        images=str(args.images) if args.images is not None else None,
+        targets=args.targets,
     )
     started = time.monotonic()
     live = sys.stderr.isatty()

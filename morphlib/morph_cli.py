@@ -9,12 +9,14 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from .edits import FAMILIES
-from .morph import REGIMES, morph
+from .morph import REGIMES, class_names, morph, resolve_class
 from .objectives import LOSSES
 from .strength import AUTO_MAX_RMS, auto_morph
+from .targets import POLICIES, pick_target
 from .transforms import BANDWIDTHS
 
 
@@ -35,7 +37,6 @@ def read_image(spec: str) -> torch.Tensor:
     path = Path(spec)
     if not path.is_file():
         raise ValueError(f"no image file {spec!r}; give a PNG/JPEG path or data:SET:INDEX")
-    import numpy as np
     from PIL import Image
 
     with Image.open(path) as im:
@@ -60,8 +61,19 @@ def add_command(subparsers: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("image", help="image file, or data:SET:INDEX (a test image of a bundled data set)")
-    p.add_argument("--model", required=True, help="zoo model id (see zoo.yaml), e.g. digits-cnn")
-    p.add_argument("--target", required=True, help="target class: label name or index")
+    p.add_argument(
+        "--model",
+        required=True,
+        help="zoo model id (see zoo.yaml), e.g. digits-cnn, or any timm model of the Hub as "
+        "hf-hub:ORG/NAME, e.g. hf-hub:timm/convnext_small.fb_in1k",
+    )
+    p.add_argument(
+        "--target",
+        required=True,
+        help="target class: label name or index, or a policy: runner-up (the model's next choice after "
+        "the source) or random (another class, seeded by --seed)",
+    )
+    p.add_argument("--seed", type=int, default=0, help="seed of --target random")
     p.add_argument("--source", default=None, help="source class (default: the model's top-1)")
     p.add_argument("--family", default="csp-phase", choices=FAMILIES)
     p.add_argument("--regime", default="frozen", choices=REGIMES)
@@ -100,7 +112,7 @@ def run(args: argparse.Namespace) -> int:
     model = load(args.model)
     scales = args.scales if args.scales == "auto" else int(args.scales)
     pyramid = dict(scales=scales, orientations=args.orientations, bandwidth=args.bandwidth)
-    target = int(args.target) if args.target.isdigit() and not _is_label(model, args.target) else args.target
+    target = _target(model, image, args)
     settings = dict(
         family=args.family,
         loss=args.loss,
@@ -138,6 +150,19 @@ def run(args: argparse.Namespace) -> int:
         paths = result.save(args.out, fps=args.fps, video=not args.no_video)
         print(f"wrote {', '.join(sorted(k for k in paths))} to {args.out}")
     return 0
+
+
+def _target(model: torch.nn.Module, image: torch.Tensor, args: argparse.Namespace) -> int | str:
+    """The ``--target`` class: a label or index as given, or picked by a policy of :mod:`morphlib.targets`."""
+    if _is_label(model, args.target):
+        return args.target
+    if args.target in POLICIES:
+        with torch.no_grad():
+            logits = model(image[None].to(model.device))[0]
+        labels = class_names(model, logits.numel())
+        source = int(logits.argmax()) if args.source is None else resolve_class(args.source, labels)
+        return pick_target(args.target, logits, source, np.random.default_rng(args.seed))
+    return int(args.target) if args.target.isdigit() else args.target
 
 
 def _is_label(model: torch.nn.Module, text: str) -> bool:

@@ -61,7 +61,9 @@ def test_a_grey_digit_morphs_as_grey_with_auto_strength(tmp_path, capsys):
     from morphlib.data import load as load_data
 
     images, labels, _ = load_data("mnist", split="test", n=1, seed=0)
-    Image.fromarray((images[0, 0].numpy() * 255).round().astype(np.uint8), mode="L").save(tmp_path / "digit.png")
+    Image.fromarray((images[0, 0].numpy() * 255).round().astype(np.uint8), mode="L").save(
+        tmp_path / "digit.png"
+    )
     target = str((int(labels[0]) + 3) % 10)
     out = tmp_path / "renders"
     code = main(

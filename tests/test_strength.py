@@ -123,7 +123,12 @@ def test_auto_morph_walks_an_iterative_path_until_the_target_wins(mnist_digit, f
 def test_auto_morph_says_when_the_cap_comes_first(mnist_digit):
     image, label = mnist_digit
     result, found = auto_morph(
-        bundled("mnist-cnn-robust"), image, (label + 3) % 10, family="pixel", regime="persistent", max_budget=0.3
+        bundled("mnist-cnn-robust"),
+        image,
+        (label + 3) % 10,
+        family="pixel",
+        regime="persistent",
+        max_budget=0.3,
     )
     assert not found.reached and "never became top-1" in found.message and "cap" in found.message
     assert float(result.l2[-1]) == pytest.approx(0.3, rel=0.02)

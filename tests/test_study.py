@@ -61,8 +61,18 @@ def test_best_setting_needs_flips_before_judges_count():
     for setting, flips, judged in (("a", 9, 9), ("b", 10, 5), ("c", 10, 8)):
         for i in range(10):
             rows.append(
-                dict(setting=setting, family="pixel", regime="frozen", flipped=i < flips, saturated=False,
-                     rms=0.1, E_warp=0.5, E_warp_gain=0.6, fade=0.0, judges={"j": i < judged})
+                dict(
+                    setting=setting,
+                    family="pixel",
+                    regime="frozen",
+                    flipped=i < flips,
+                    saturated=False,
+                    rms=0.1,
+                    E_warp=0.5,
+                    E_warp_gain=0.6,
+                    fade=0.0,
+                    judges={"j": i < judged},
+                )
             )
     summary = summarise(rows, ["j"])
     assert [s["flip_rate"] for s in summary] == [0.9, 1.0, 1.0]

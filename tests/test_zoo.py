@@ -1,7 +1,12 @@
 """The model zoo: manifest checks, bundled models, and Hub loading from a cache laid out here."""
 
 import copy
+import hashlib
+import json
+import threading
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import urlparse
 
 import pytest
 import timm
@@ -288,3 +293,204 @@ def test_rgb_model_takes_grey():
     grey, _, _ = data.load("digits", "test", n=8, seed=0)
     with torch.no_grad():
         assert torch.allclose(model(grey[:, :1]), model(grey), atol=1e-5)
+
+
+# ------------------------------------------------------------- any timm Hub model by id
+
+PETS = ["cat", "dog", "fish"]
+
+
+def _timm_repo(cache, repo_id, num_classes=1000, data_config=None, **model_config):
+    """A tiny random timm network saved as timm pushes to the Hub, in the cache; returned in eval mode."""
+    torch.manual_seed(0)
+    net = timm.create_model("test_resnet", num_classes=num_classes).eval()
+    folder = str(_snapshot(cache, repo_id))
+    timm.models.save_for_hf(
+        net, folder, model_config=model_config, data_config=data_config, safe_serialization=True
+    )
+    return net
+
+
+def test_any_timm_hub_model_by_id(hub_cache):
+    reference = _timm_repo(hub_cache, "timm/test_resnet.r160_in1k")
+    model = load("hf-hub:timm/test_resnet.r160_in1k")
+    entry = model.entry
+    assert (entry.id, entry.architecture) == ("hf-hub:timm/test_resnet.r160_in1k", "test_resnet")
+    assert entry.dataset == "imagenet-1k"
+    assert entry.input_size == (160, 160) and entry.mean == entry.std == (0.5, 0.5, 0.5)  # its pretrained_cfg
+    x = torch.rand(2, 3, 160, 160)
+    with torch.no_grad():
+        assert torch.allclose(model(x), reference((x - 0.5) / 0.5), atol=1e-5)
+    assert model.labels[0].startswith("tench") and model.label_ids[:2] == ["n01440764", "n01443537"]
+
+
+def test_hub_model_by_id_with_its_own_labels_and_input_size(hub_cache):
+    _timm_repo(hub_cache, "someone/pets", 3, data_config={"input_size": (3, 40, 48)}, label_names=PETS)
+    model = load("hf-hub:someone/pets")
+    assert model.labels == model.label_ids == PETS
+    assert model.entry.dataset == "hf-hub:someone/pets" and model.entry.input_size == (40, 48)
+    assert model(torch.rand(1, 3, 20, 20)).shape == (1, 3)
+
+
+def test_hub_model_by_id_with_wordnet_label_names(hub_cache):
+    """A config naming ImageNet classes by WordNet id only: the descriptions come from timm."""
+    from timm.data import ImageNetInfo
+
+    synsets = ImageNetInfo().label_names()
+    _timm_repo(hub_cache, "someone/in1k", label_names=synsets[::-1])
+    model = load("hf-hub:someone/in1k")
+    assert model.label_ids[-1] == "n01440764" and model.labels[-1].startswith("tench")
+
+
+def test_hub_id_errors(hub_cache):
+    with pytest.raises(ModelUnavailableError, match=r"hf-hub:timm/not_cached.*config.json.*HF_HUB_OFFLINE"):
+        load("hf-hub:timm/not_cached")
+    with pytest.raises(ValueError, match="expected hf-hub:ORG/NAME"):
+        load("hf-hub:no-slash")
+    (_snapshot(hub_cache, "someone/broken") / "config.json").write_text('{"num_classes": 3}')
+    with pytest.raises(ValueError, match="not a timm model config"):
+        load("hf-hub:someone/broken")
+    with pytest.raises(ValueError, match="or any timm model of the Hub as hf-hub:ORG/NAME"):
+        load("convnext_small")
+
+
+def test_morph_command_takes_a_hub_id(hub_cache, tmp_path, capsys):
+    from morphlib.cli import main
+
+    _timm_repo(hub_cache, "someone/pets", 3, data_config={"input_size": (3, 32, 32)}, label_names=PETS)
+    argv = ["morph", "data:digits:0", "--model", "hf-hub:someone/pets", "--target", "fish", "--family"]
+    argv += ["pixel", "--frames", "3", "--budget", "1", "--out", str(tmp_path / "out"), "--no-video"]
+    assert main(argv) == 0
+    assert "hf-hub:someone/pets:" in capsys.readouterr().out and (tmp_path / "out" / "morph.gif").is_file()
+
+
+# ------------------------------------------------------------------ behind a proxy
+
+
+class _Proxy(BaseHTTPRequestHandler):
+    """An HTTP proxy on 127.0.0.1 that is the only way out: ``CONNECT`` gets ``connect_status``
+    (it has no route to anywhere), plain-HTTP requests for the Hub files it holds are answered."""
+
+    files: dict[str, bytes] = {}
+    connect_status = 502
+    seen: list[str] = []
+    COMMIT = "fedcba9876543210fedcba9876543210fedcba98"
+
+    def log_message(self, *args):
+        pass
+
+    def do_CONNECT(self):
+        self.seen.append(f"CONNECT {self.path}")
+        self.send_response(self.connect_status)
+        self.end_headers()
+
+    def do_HEAD(self, body=False):
+        self.seen.append(f"{self.command} {self.path}")
+        # A forward proxy is sent the whole URL; the Hub serves /{repo}/resolve/{revision}/{file}.
+        repo, _, rest = urlparse(self.path).path.lstrip("/").partition("/resolve/")
+        content = self.files.get(f"{repo}/{rest.partition('/')[2]}")
+        if content is None:
+            self.send_response(404)
+            self.end_headers()
+            return
+        self.send_response(200)
+        self.send_header("ETag", f'"{hashlib.sha256(content).hexdigest()}"')
+        self.send_header("X-Repo-Commit", self.COMMIT)
+        self.send_header("Content-Length", str(len(content)))
+        self.end_headers()
+        if body:
+            self.wfile.write(content)
+
+    def do_GET(self):
+        self.do_HEAD(body=True)
+
+
+@pytest.fixture
+def proxy(monkeypatch):
+    """Start :class:`_Proxy`; the proxy settings point at it and at nothing else."""
+    _Proxy.files, _Proxy.seen, _Proxy.connect_status = {}, [], 502
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Proxy)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    address = f"http://127.0.0.1:{server.server_port}"
+    for name in ("NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy", "http_proxy", "https_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTPS_PROXY", address)
+    monkeypatch.setenv("HTTP_PROXY", address)
+    yield address
+    server.shutdown()
+    server.server_close()
+
+
+def test_probe_goes_through_the_proxy(hub_cache, proxy, monkeypatch):
+    monkeypatch.delenv("HF_HUB_OFFLINE")
+    monkeypatch.setenv("HF_ENDPOINT", "https://127.0.0.1:9")  # nothing listens there: only the proxy answers
+    with pytest.raises(ModelUnavailableError, match=rf"cannot be reached through the proxy {proxy} .*502"):
+        load("resnet50")
+    assert _Proxy.seen == ["CONNECT 127.0.0.1:9"]  # asked the proxy, not the unreachable Hub directly
+
+
+def test_a_proxy_that_is_the_only_way_out_is_enough(hub_cache, proxy, monkeypatch, tmp_path):
+    """Straight to the endpoint, nothing answers; through the proxy the model downloads."""
+    monkeypatch.delenv("HF_HUB_OFFLINE")
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")
+    reference = timm.create_model("test_resnet", num_classes=3).eval()
+    timm.models.save_for_hf(
+        reference, str(tmp_path / "pets"), model_config={"label_names": PETS}, safe_serialization=True
+    )
+    _Proxy.files = {f"someone/pets/{f.name}": f.read_bytes() for f in (tmp_path / "pets").iterdir()}
+    model = load("hf-hub:someone/pets")
+    assert model.labels == PETS
+    x = torch.rand(1, 3, 160, 160)
+    with torch.no_grad():
+        assert torch.allclose(model(x), reference((x - 0.5) / 0.5), atol=1e-5)
+    assert any(line.startswith("GET http://127.0.0.1:9/someone/pets/") for line in _Proxy.seen)
+
+
+def test_evaluation_of_a_hub_model_on_an_image_folder(hub_cache, tmp_path):
+    """A Hub model by id, its classes named by WordNet id in its config, drives an evaluation on a folder."""
+    import numpy as np
+    from PIL import Image
+
+    from morphlib.evaluate import EvalConfig, evaluate
+
+    synsets = ["n02123045", "n02085620", "n01443537"]
+    descriptions = dict(
+        zip(synsets, ["tabby, tabby cat", "Chihuahua", "goldfish, Carassius auratus"], strict=True)
+    )
+    torch.manual_seed(0)
+    net = timm.create_model("test_resnet", num_classes=3).eval()
+    with torch.no_grad():
+        net.fc.bias.copy_(torch.tensor([3.0, 0.0, 0.0]))  # random weights that still call everything a cat
+    timm.models.save_for_hf(
+        net,
+        str(_snapshot(hub_cache, "someone/pets")),
+        model_config={"label_names": synsets, "label_descriptions": descriptions},
+        data_config={"input_size": (3, 32, 32)},
+        safe_serialization=True,
+    )
+    rng = np.random.default_rng(0)
+    for folder in ("n02123045", "Chihuahua", "goldfish", "7"):  # by WordNet id, name, synonym; 7: no class
+        (tmp_path / "images" / folder).mkdir(parents=True)
+        for i in range(2):
+            pixels = rng.integers(0, 256, size=(40, 50, 3), dtype=np.uint8)
+            Image.fromarray(pixels).save(tmp_path / "images" / folder / f"{i}.jpg")
+
+    config = EvalConfig(
+        dataset=None,
+        images=str(tmp_path / "images"),
+        model="hf-hub:someone/pets",
+        judges=(),
+        families=("pixel",),
+        budgets=(1.0,),
+        regimes=("frozen",),
+        sources=2,
+        frames=3,
+    )
+    rows = evaluate(config, tmp_path / "run")
+    assert len(rows) == 2 and {row["label"] for row in rows} == {0}
+    assert all(row["target"] in (1, 2) for row in rows)
+    record = json.loads((tmp_path / "run" / "sources.json").read_text())
+    assert record["matched"] == {"Chihuahua": 1, "goldfish": 2, "n02123045": 0}
+    assert list(record["unmatched"]) == ["7"]
+    assert all(s["path"].startswith("n02123045/") for s in record["sources"])
+    assert "Edit families on" in (tmp_path / "run" / "report.md").read_text()

@@ -23,6 +23,7 @@ import torch
 
 from morphlib import data
 from morphlib.zoo.hub import ModelUnavailableError
+from morphlib.zoo.hub_models import hub_entry, is_hub_id
 from morphlib.zoo.loaders import build_network, is_available
 from morphlib.zoo.manifest import ManifestError, ZooEntry, read_manifest
 from morphlib.zoo.model import Preprocess, ZooModel
@@ -34,7 +35,9 @@ __all__ = [
     "Preprocess",
     "ZooEntry",
     "ZooModel",
+    "entry_for",
     "label_names",
+    "label_set",
     "list_models",
     "load",
     "read_manifest",
@@ -66,12 +69,22 @@ def _entries(manifest: Manifest) -> dict[str, ZooEntry]:
 
 
 def label_names(dataset: str) -> list[str]:
-    """Class names of a label set: a :mod:`morphlib.data` set or ``imagenet-1k`` (offline, from timm)."""
-    if dataset == "imagenet-1k":
+    """Class names of a label set: a :mod:`morphlib.data` set or an ImageNet one (offline, from timm)."""
+    return label_set(dataset)[0]
+
+
+def label_set(dataset: str) -> tuple[list[str], list[str]]:
+    """``(names, ids)`` of a label set; ImageNet's ids are WordNet ids (``n01440764``), others the names.
+
+    ``dataset`` is a :mod:`morphlib.data` set or an ImageNet subset timm knows
+    (``imagenet-1k``, ``imagenet-22k``, ...).
+    """
+    if dataset.startswith("imagenet"):
         from timm.data import ImageNetInfo
 
-        return list(ImageNetInfo().label_descriptions())
-    return list(data.LABEL_NAMES[dataset])
+        info = ImageNetInfo(dataset)
+        return list(info.label_descriptions()), list(info.label_names())
+    return list(data.LABEL_NAMES[dataset]), list(data.LABEL_NAMES[dataset])
 
 
 def list_models(manifest: Manifest = None) -> list[ModelStatus]:
@@ -82,6 +95,19 @@ def list_models(manifest: Manifest = None) -> list[ModelStatus]:
         location = "bundled" if entry.source == "bundled" else "cached" if available else "download"
         statuses.append(ModelStatus(entry, available, location))
     return statuses
+
+
+def entry_for(model_id: str, manifest: Manifest = None) -> ZooEntry:
+    """The entry of a zoo id or of an ``hf-hub:`` id (whose ``config.json`` may be fetched)."""
+    if is_hub_id(model_id):
+        return hub_entry(model_id)
+    entries = _entries(manifest)
+    if model_id not in entries:
+        raise ValueError(
+            f"unknown model {model_id!r}; known models: {', '.join(entries)}, "
+            "or any timm model of the Hub as hf-hub:ORG/NAME"
+        )
+    return entries[model_id]
 
 
 def _device(device: str | torch.device) -> torch.device:
@@ -96,7 +122,9 @@ def load(model_id: str, device: str | torch.device = "cpu", manifest: Manifest =
     Parameters
     ----------
     model_id : str
-        An id of ``zoo.yaml`` (see :func:`list_models`).
+        An id of ``zoo.yaml`` (see :func:`list_models`), or any timm model of the
+        Hugging Face Hub as ``hf-hub:ORG/NAME`` (e.g. ``hf-hub:timm/convnext_small.fb_in1k``),
+        described by its own ``config.json`` (see :mod:`morphlib.zoo.hub_models`).
     device : {"cpu", "cuda", "auto"} or torch.device
         Where to put the model; ``"auto"`` picks CUDA when present.
     manifest : path or dict, optional
@@ -110,17 +138,14 @@ def load(model_id: str, device: str | torch.device = "cpu", manifest: Manifest =
     Raises
     ------
     ValueError
-        Unknown id (the message lists the known ones).
+        Unknown id (the message lists the known ones), or a Hub config that is not timm's.
     ModelUnavailableError
         A Hub model that is not cached and cannot be downloaded now.
     """
-    entries = _entries(manifest)
-    if model_id not in entries:
-        raise ValueError(f"unknown model {model_id!r}; known models: {', '.join(entries)}")
-    entry = entries[model_id]
-    labels = label_names(entry.dataset)
+    entry = entry_for(model_id, manifest)
+    labels, ids = (entry.labels, entry.label_ids) if entry.labels else label_set(entry.dataset)
     net = build_network(entry, len(labels))
-    model = ZooModel(net.float(), entry, labels).to(_device(device))
+    model = ZooModel(net.float(), entry, labels, ids).to(_device(device))
     for p in model.parameters():
         p.requires_grad_(False)  # gradients are taken with respect to images, not weights
     return model

@@ -90,6 +90,9 @@ class ZooEntry:
     licence, description : str
     metrics : dict
         Measured numbers (e.g. clean and robust accuracy), if any.
+    labels, label_ids : tuple of str
+        Class names and the label set's own ids (WordNet ids for ImageNet) that the
+        model's config gives (Hub models by id); empty: those of :attr:`dataset`.
     """
 
     id: str
@@ -109,6 +112,8 @@ class ZooEntry:
     robust_eps: float | None = None
     robust_method: str | None = None
     metrics: dict[str, Any] = field(default_factory=dict)
+    labels: tuple[str, ...] = ()
+    label_ids: tuple[str, ...] = ()
 
     @property
     def channels(self) -> int:

@@ -70,16 +70,22 @@ class ZooModel(nn.Module):
         The manifest entry this model was loaded from.
     labels : list of str
         Class names, indexed like the logits.
+    label_ids : list of str
+        The label set's own ids, indexed likewise: WordNet ids (``n01440764``) for
+        ImageNet, else the names.
     preprocess : Preprocess
         Resize and normalisation, applied first.
     net : nn.Module
         The network proper, on normalised inputs.
     """
 
-    def __init__(self, net: nn.Module, entry: ZooEntry, labels: Sequence[str]) -> None:
+    def __init__(
+        self, net: nn.Module, entry: ZooEntry, labels: Sequence[str], label_ids: Sequence[str] | None = None
+    ) -> None:
         super().__init__()
         self.entry = entry
         self.labels = list(labels)
+        self.label_ids = list(label_ids) if label_ids is not None else list(self.labels)
         self.preprocess = Preprocess(entry.input_size, entry.mean, entry.std)
         self.net = net
         self.eval()
