@@ -6,6 +6,7 @@ One server for the module, bundled models only, small frame counts.
 from __future__ import annotations
 
 import io
+import json
 import shutil
 import signal
 from concurrent.futures import ThreadPoolExecutor
@@ -75,10 +76,13 @@ def test_predict_gives_top5_and_suggests_the_runner_up(client):
 def test_morph_returns_a_video_with_the_requested_frames_and_a_rising_target(client):
     video, gif, scrubber, frame, plot, change, summary, message, link, budget = morph(client, frames=6)
     assert Path(video).suffix == ".mp4" and mp4_frames(video) == 2 * 6 - 2  # forward and back
-    with Image.open(gif) as g:
+    assert gif is None  # made when asked for
+    with Image.open(client.predict(api_name="/gif")) as g:
         assert g.n_frames == 2 * 6 - 2
-    for path in (frame, plot, change):
+    for path in (frame, change):
         assert Path(path).is_file() and Path(path).stat().st_size > 1000
+    assert plot["columns"] == ["α", "probability", "class"]  # the plot's data, drawn by the browser
+    assert {row[2] for row in plot["data"]} == {"source: 3", "target: 9"} and len(plot["data"]) == 2 * 6
     frames = summary["frames"]
     assert len(frames) == 6 and summary["target"]["label"] == "9"
     assert frames[-1]["p_target"] > frames[0]["p_target"]
@@ -168,13 +172,15 @@ def test_restore_refuses_a_query_that_is_not_text(client, query):
     assert "AttributeError" not in str(err.value)
 
 
-def test_luma_only_is_parsed_not_cast(server):
-    app = server[0]
-    values = ["digits-cnn", "9", "csp-phase", "frozen", "auto", 0, 0, 8, 0, "octave", "false", 0, 0]
-    assert app.settings_from(*values).luma_only is False
-    assert app.settings_from(*values[:10], "1", 0, 0).luma_only is True
-    with pytest.raises(ValueError, match="luma_only must be true or false"):
-        app.settings_from(*values[:10], "maybe", 0, 0)
+@pytest.mark.parametrize(("luma", "expected"), [("false", False), ("1", True), (None, False)])
+def test_luma_only_is_parsed_not_cast(client, luma, expected):
+    summary = morph(client, frames=2, luma_only=luma)[6]
+    assert summary["settings"]["luma_only"] is expected
+
+
+def test_a_bad_boolean_is_refused(client):
+    with pytest.raises(AppError, match="luma_only must be true or false"):
+        morph(client, frames=2, luma_only="maybe")
 
 
 def test_a_permalink_to_a_model_with_broken_weights_keeps_the_page(server, tmp_path, monkeypatch):
@@ -392,7 +398,16 @@ def test_a_failing_example_clears_the_previous_answer(server):
     out = fresh.predict(handle_file(cat), "resnet50-l2-eps3", api_name="/pick_example")
     top5, message = out[0], out[2]
     assert not top5.get("confidences") and message.startswith("⚠")
-    assert all(v is None for v in (out[3], out[4], out[6], out[7], out[8], out[9]))
+    video, gif, frame, plot, change, summary, numbers = (
+        out[3],
+        out[4],
+        out[6],
+        out[7],
+        out[8],
+        out[9],
+        out[10],
+    )
+    assert all(v is None for v in (video, gif, frame, plot, change, summary)) and numbers["data"] == []
 
 
 def _has_example(name):
@@ -401,3 +416,94 @@ def _has_example(name):
         return True
     except ValueError:
         return False
+
+
+# --------------------------------------------------------------------- honest outputs
+def follow_up(demo, api_name: str, on: str):
+    """The event that runs after the endpoint ``api_name`` when it fails (``on="failure"``) or succeeds."""
+    first = next(fn for fn in demo.fns.values() if fn.api_name == api_name)
+    flag = "trigger_only_on_failure" if on == "failure" else "trigger_only_on_success"
+    return next(fn for fn in demo.fns.values() if fn.trigger_after == first._id and getattr(fn, flag))
+
+
+def as_browser(url: str, fn, session: str, data: list) -> tuple[list, bool]:
+    """Run event ``fn`` for ``session`` the way the page does (Gradio's queue: join, then read the
+    stream); returns its outputs and whether it succeeded."""
+    with httpx.Client(base_url=url, timeout=60, trust_env=False) as http:
+        body = {
+            "data": data,
+            "fn_index": fn._id,
+            "session_hash": session,
+            "event_data": None,
+            "trigger_id": None,
+        }
+        http.post("gradio_api/queue/join", json=body).raise_for_status()
+        with http.stream("GET", "gradio_api/queue/data", params={"session_hash": session}) as stream:
+            for line in stream.iter_lines():
+                message = json.loads(line[5:]) if line.startswith("data:") else {}
+                if message.get("msg") == "process_completed":
+                    return message["output"].get("data"), message["success"]
+    raise AssertionError("the event did not complete")
+
+
+def test_a_failed_morph_clears_every_output_it_would_have_filled(server):
+    app, url, _ = server
+    fresh = Client(url, verbose=False)
+    morph(fresh, frames=3)
+    assert fresh.predict(2, api_name="/frame") is not None  # a result is shown
+    with pytest.raises(AppError, match="cannot be reached"):
+        morph(fresh, strength=1000.0)
+    cleanup = follow_up(app.DEMO, "morph", "failure")
+    run = next(fn for fn in app.DEMO.fns.values() if fn.api_name == "morph")
+    assert set(run.outputs[:-2]) <= set(cleanup.outputs)  # all but the permalink and the compare budget
+    outputs, ok = as_browser(url, cleanup, fresh.session_hash, [])
+    assert ok
+    video, gif, _, frame, plot, change, summary, numbers, status = outputs[:6] + outputs[6:7] + outputs[-2:]
+    assert all(v is None for v in (video, gif, frame, plot, change, summary))
+    assert numbers["data"] == []
+    assert status.startswith("⚠ The morph failed:") and "cannot be reached" in status
+    with pytest.raises(AppError, match="morph an image first"):  # the session's result is gone too
+        fresh.predict(0, api_name="/frame")
+
+
+def test_a_failed_prediction_clears_the_top5_and_the_morph(server, tmp_path):
+    app, url, _ = server
+    fresh = Client(url, verbose=False)
+    morph(fresh, frames=3)
+    bad = tmp_path / "notes.png"
+    bad.write_bytes(b"not an image")
+    with pytest.raises(AppError, match="not an image"):
+        fresh.predict(handle_file(str(bad)), MODEL, api_name="/predict")
+    cleanup = follow_up(app.DEMO, "predict", "failure")
+    predict = next(fn for fn in app.DEMO.fns.values() if fn.api_name == "predict")
+    assert set(predict.outputs) <= set(cleanup.outputs)
+    outputs, ok = as_browser(url, cleanup, fresh.session_hash, [MODEL])
+    top5, target, status, video = outputs[:4]
+    assert ok and not top5.get("confidences") and video is None
+    assert [c[1] for c in target["choices"]] == [str(d) for d in range(10)] and target["value"] is None
+    assert status.startswith("⚠ Classifying the image failed:") and "not an image" in status
+    with pytest.raises(AppError, match="morph an image first"):
+        fresh.predict(0, api_name="/frame")
+
+
+def test_a_failed_comparison_clears_its_outputs(server):
+    app, url, _ = server
+    fresh = Client(url, verbose=False)
+    with pytest.raises(AppError, match="unknown class"):
+        fresh.predict(handle_file(DIGIT), MODEL, "eleven", 3.0, frames=3, api_name="/compare")
+    cleanup = follow_up(app.DEMO, "compare", "failure")
+    compare = next(fn for fn in app.DEMO.fns.values() if fn.api_name == "compare")
+    assert set(compare.outputs) == set(cleanup.outputs)
+    (video, table, status), ok = as_browser(url, cleanup, fresh.session_hash, [])
+    assert ok and video is None and table["data"] == []
+    assert status.startswith("⚠ The comparison failed:") and "unknown class 'eleven'" in status
+
+
+def test_every_morph_event_clears_on_failure_and_fills_the_table_on_success(server):
+    demo = server[0].DEMO
+    morphs = [fn for fn in demo.fns.values() if getattr(fn.fn, "__name__", "") in ("run_morph", "morph_if")]
+    assert len(morphs) == 3  # the button, strength/frames changes, a permalink with run=1
+    for fn in morphs:
+        after = [f for f in demo.fns.values() if f.trigger_after == fn._id]
+        assert {f.fn.__name__ for f in after if f.trigger_only_on_failure} == {"morph_failed"}
+        assert {f.fn.__name__ for f in after if f.trigger_only_on_success} == {"numbers_table"}

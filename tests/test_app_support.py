@@ -357,8 +357,14 @@ def test_morph_renders_and_caches_the_gradient(engine):
     assert first.result.target_probs[-1] > first.result.target_probs[0]
     count, _ = imageio_ffmpeg.count_frames_and_secs(str(first.video))
     assert count == 2 * 5 - 2
-    for path in (first.gif, first.plot, first.change):
-        assert path.is_file() and path.stat().st_size > 0
+    assert first.change.is_file() and first.change.stat().st_size > 0
+    assert first.frames.shape[0] == 5 and first.frames.shape[2] == 256  # drawn once, for video and scrubber
+    curves = first.curves  # the plot's data: one row per frame and class
+    assert len(curves) == 10 and set(curves["class"]) == {"source: 3", "target: 9"}
+    assert first.gif is None  # the GIF only when asked for
+    gif = engine.gif(first)
+    with Image.open(gif) as g:
+        assert g.n_frames == 2 * 5 - 2 and engine.gif(first) == gif
     assert first.summary["gradient_cached"] is False and len(first.summary["frames"]) == 5
     seconds = first.summary["seconds"]  # the server's own time, as the app benchmark reads it
     assert seconds["morph"] > 0 and seconds["render"] > 0 and seconds["morph"] + seconds["render"] <= wall

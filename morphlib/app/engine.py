@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import torch
 from PIL import Image
 from safetensors import SafetensorError
@@ -50,7 +51,6 @@ from morphlib.render import (
     annotated_frames,
     change_map,
     message_tile,
-    probability_plot,
     side_by_side,
     write_gif,
     write_mp4,
@@ -377,20 +377,23 @@ class Prediction:
 class MorphOutput:
     """A morph and its renders.
 
-    ``video`` (looping MP4, forward and back, probabilities drawn on every frame), ``gif``
-    (the same), ``plot`` (source/target probability along the morph), ``change`` (heat map
-    of where the last frame differs from the input); ``summary`` is JSON-ready.
+    ``frames`` (every frame enlarged, probabilities drawn under it: drawn once, for the
+    video and the scrubber alike), ``video`` (looping MP4 of them, forward and back),
+    ``curves`` (source and target probability along the morph, one row per frame and class,
+    for a plot), ``change`` (heat map of where the last frame differs from the input);
+    ``summary`` is JSON-ready. ``gif`` is written only when asked for (:meth:`Engine.gif`).
     """
 
     result: MorphResult
+    frames: np.ndarray
     video: Path
-    gif: Path
-    plot: Path
+    curves: pd.DataFrame
     change: Path
     summary: dict
     message: str
     cached: bool
     auto: AutoStrength | None = None
+    gif: Path | None = None
 
 
 @dataclass
@@ -553,10 +556,8 @@ class Engine:
         out = self.outputs.new("morph")
         frames = annotated_frames(result, min_side=video_side(result))
         video = write_mp4(frames, out / "morph.mp4", fps=self.fps)
-        gif = write_gif(frames, out / "morph.gif", fps=self.fps)
-        plot = probability_plot(result, out / "probabilities.png")
         change = out / "change.png"
-        Image.fromarray(change_map(result)).save(change)
+        Image.fromarray(change_map(result)).save(change, compress_level=1)
         summary = result.summary()
         summary.update(
             model=p.model_id,
@@ -572,7 +573,14 @@ class Engine:
         )
         message = _morph_message(result, found, cached, notes)
         progress(1.0, "done")
-        return MorphOutput(result, video, gif, plot, change, summary, message, cached, found)
+        return MorphOutput(result, frames, video, curves(result), change, summary, message, cached, found)
+
+    def gif(self, out: MorphOutput) -> Path:
+        """The morph's looping GIF (the video's frames), written next to its video on first use."""
+        if out.gif is None or not out.gif.is_file():
+            out.video.parent.mkdir(parents=True, exist_ok=True)  # its folder may have been pruned
+            out.gif = write_gif(out.frames, out.video.parent / "morph.gif", fps=self.fps)
+        return out.gif
 
     def compare(
         self, image: Any, settings: Settings, budget: float | None = None, progress: Progress | None = None
@@ -645,6 +653,20 @@ class Engine:
         lines += [f"- {family}: {msg}" for family, msg in failed.items()]
         progress(1.0, "done")
         return CompareOutput(video, rows, budget, "\n".join(lines), results)
+
+
+def curves(result: MorphResult) -> pd.DataFrame:
+    """Source and target probability at each frame's amplification, long-form (columns ``α``,
+    ``probability``, ``class``), as a line plot takes them."""
+    alphas = result.alphas.numpy().astype(float).round(5)
+    rows = {
+        f"source: {result.labels[result.source]}": result.source_probs,
+        f"target: {result.labels[result.target]}": result.target_probs,
+    }
+    return pd.concat(
+        pd.DataFrame({"α": alphas, "probability": probs.numpy().astype(float), "class": name})
+        for name, probs in rows.items()
+    )
 
 
 def video_side(result: MorphResult) -> int:
