@@ -51,6 +51,8 @@ except ImportError:  # not on a Space
         return fn
 
 
+#: A ZeroGPU Space: each ``@spaces.GPU`` call runs in a forked process (see :func:`on_gpu`).
+ZERO_GPU = bool(os.environ.get("SPACES_ZERO_GPU"))
 #: The page opens on the first of these examples whose model loads now (without a download).
 START_EXAMPLES = ("cat", "digit-3")
 COMPUTE_LIMIT = int(os.environ.get("MORPHLIB_APP_CONCURRENCY", "2"))
@@ -339,9 +341,32 @@ def describe_model(model: str) -> str:
         return f"⚠ {err}"
 
 
-@gpu
-def _run_morph(image: Any, settings: Settings, progress: Any) -> MorphOutput:
+def on_gpu(fn: Callable, decorator: Callable = gpu, forked: bool = ZERO_GPU) -> Callable:
+    """``fn`` run through ``decorator`` (``spaces.GPU``). On ZeroGPU that call runs in a forked
+    process, so what it caches is gone when it returns: the gradients it computed come back
+    with its result and are kept in this process's cache (the models were loaded here at
+    start, see :func:`main`), so that the next call neither reloads nor recomputes them."""
+    if not forked:
+        return decorator(fn)
+
+    @decorator
+    def remote(*args: Any) -> tuple[Any, list]:
+        return fn(*args), engine().cache.export()
+
+    @functools.wraps(fn)
+    def call(*args: Any) -> Any:
+        out, gradients = remote(*args)
+        engine().cache.add_exported(gradients)
+        return out
+
+    return call
+
+
+def _morph_call(image: Any, settings: Settings, progress: Any) -> MorphOutput:
     return engine().morph(image, settings, progress=lambda f, d: progress(f, desc=d))
+
+
+_run_morph = on_gpu(_morph_call)
 
 
 def numbers_table(out: MorphOutput | None) -> list[list[Any]] | None:
@@ -413,9 +438,11 @@ def make_gif(shown: MorphOutput | None) -> str:
     return str(engine().gif(shown))
 
 
-@gpu
-def _run_compare(image: Any, settings: Settings, budget: float, progress: Any) -> Any:
+def _compare_call(image: Any, settings: Settings, budget: float, progress: Any) -> Any:
     return engine().compare(image, settings, budget=budget, progress=lambda f, d: progress(f, desc=d))
+
+
+_run_compare = on_gpu(_compare_call)
 
 
 @friendly
@@ -782,14 +809,11 @@ def _example_groups(examples: tuple[Example, ...]) -> list[tuple[list[Example], 
 
 
 def _examples_label(group: list[Example]) -> str:
-    kinds = {"imagenet-1k": "photos (ImageNet models)"}
-    names = []
-    for e in group:
-        entry = engine().registry.choice(example_model(e)).entry
-        name = kinds.get(entry.dataset if entry else "", "digits, gratings, shapes (bundled models)")
-        if name not in names:
-            names.append(name)
-    return "Examples: " + "; ".join(names)
+    """``Examples: photos (ImageNet models)`` and/or ``digits, gratings, shapes (bundled models)``."""
+    entries = engine().registry.entries
+    photos = [e.model in entries and entries[e.model].dataset == "imagenet-1k" for e in group]
+    kinds = ["digits, gratings, shapes (bundled models)"] * (not all(photos))
+    return "Examples: " + "; ".join(kinds + ["photos (ImageNet models)"] * any(photos))
 
 
 API_HELP = """
@@ -891,7 +915,10 @@ def main(argv: list[str] | None = None) -> None:
     exit_on_sigterm()  # before the engine makes its temporary output folder
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)
-    demo = create_demo(Engine(ModelRegistry(args.zoo, device=args.device)), concurrency=args.concurrency)
+    eng = Engine(ModelRegistry(args.zoo, device=args.device))
+    if ZERO_GPU:  # load (and move to the GPU) in the main process, where it lasts
+        log.info("ZeroGPU: preloaded %s", ", ".join(eng.registry.preload()))
+    demo = create_demo(eng, concurrency=args.concurrency)
     launch(demo, share=args.share, host=args.host, port=args.port, concurrency=args.concurrency)
 
 

@@ -507,3 +507,98 @@ def test_every_morph_event_clears_on_failure_and_fills_the_table_on_success(serv
         after = [f for f in demo.fns.values() if f.trigger_after == fn._id]
         assert {f.fn.__name__ for f in after if f.trigger_only_on_failure} == {"morph_failed"}
         assert {f.fn.__name__ for f in after if f.trigger_only_on_success} == {"numbers_table"}
+
+
+# --------------------------------------------------------------------- what the page opens on
+def test_the_space_preloads_the_imagenet_models_offered_first():
+    import yaml
+
+    from morphlib.zoo import read_manifest
+
+    meta = yaml.safe_load((ROOT / "README.md").read_text().split("---\n")[1])
+    zoo = read_manifest()
+    preloaded = [tuple(line.split()) for line in meta["preload_from_hub"]]
+    wanted = [zoo["resnet50-l2-eps3"], zoo["resnet50"]]  # the robust checkpoint first, as the app offers
+    assert preloaded == [(e.hub_repo, e.hub_filename) if e.hub_filename else (e.hub_repo,) for e in wanted]
+
+
+def robust_resnet_in_cache(cache: Path) -> None:
+    """The robust ResNet-50 checkpoint (random weights, the Madry lab's layout) in a Hub cache."""
+    import torch
+    import torchvision
+
+    from morphlib.zoo import read_manifest
+
+    entry = read_manifest()["resnet50-l2-eps3"]
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    repo = cache / ("models--" + entry.hub_repo.replace("/", "--"))
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text(commit)
+    (repo / "snapshots" / commit).mkdir(parents=True)
+    torch.manual_seed(0)
+    weights = torchvision.models.resnet50().state_dict()
+    model = {f"module.model.{k}": v for k, v in weights.items()}
+    model["module.normalizer.new_mean"] = torch.tensor(entry.mean).view(3, 1, 1)
+    model["module.normalizer.new_std"] = torch.tensor(entry.std).view(3, 1, 1)
+    torch.save({"model": model, "epoch": 90}, repo / "snapshots" / commit / entry.hub_filename)
+
+
+class PageRequest:
+    def __init__(self, **query):
+        self.query_params = query
+        self.headers: dict = {}
+
+
+def test_the_page_opens_on_the_robust_imagenet_model_when_it_is_there(server, tmp_path, monkeypatch):
+    app = server[0]
+    assert app.start_example().name == "digit-3"  # offline, nothing cached: the bundled digits
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
+    robust_resnet_in_cache(tmp_path / "hub")
+    assert app.start_example().name == "cat" and server[2].registry.default() == "resnet50-l2-eps3"
+    image, model, *_, top5, status, info, run = app.on_load(PageRequest())
+    assert image.endswith("cat.jpg") and model["value"] == "resnet50-l2-eps3" and run is False
+    assert len(top5) == 5 and "suggested target" in status and "ε = 3" in info
+    groups = app._example_groups(app.load_examples())
+    assert {e.name for e in groups[0][0]} >= {"cat", "digit-3"} and len(groups) == 1
+
+
+def test_page_load_downloads_nothing(server, monkeypatch):
+    app, _, engine = server
+    monkeypatch.setattr(engine.registry, "load", lambda *a: pytest.fail("a model was loaded"))
+    out = app.on_load(PageRequest(example="cat", model="resnet50-l2-eps3", run="1"))
+    image, model, status, run = out[0], out[1], out[-3], out[-1]
+    assert image.endswith("cat.jpg") and model["value"] == "resnet50-l2-eps3"
+    assert "not on this machine yet" in status and run is False
+    assert len(out[2]["choices"]) == 1000  # the targets: ImageNet's labels, from the zoo
+
+
+def test_examples_are_cached_lazily_on_a_space_only_where_the_model_is(server, monkeypatch):
+    app = server[0]
+    monkeypatch.setattr(app, "ON_SPACE", True)
+    (ready, cached), (later, not_cached) = app._example_groups(app.load_examples())
+    assert cached and not not_cached
+    assert "digit-3" in {e.name for e in ready} and "cat" in {e.name for e in later}
+    monkeypatch.setattr(app, "ON_SPACE", False)
+    assert not any(cache for _, cache in app._example_groups(app.load_examples()))
+
+
+# --------------------------------------------------------------------- ZeroGPU
+def test_on_zerogpu_a_second_request_neither_reloads_the_model_nor_loses_the_gradient(tmp_path):
+    """``python app.py`` with ``SPACES_ZERO_GPU`` set and a stand-in ``spaces`` whose ``@GPU``
+    runs the call in a forked child: models are loaded once, in the main process, at start; the
+    gradient computed in the first call's child is still there for the second call."""
+    standin = ROOT / "tests" / "zerogpu"
+    with app_process(tmp_path, SPACES_ZERO_GPU="1", PYTHONPATH=str(standin)) as (proc, port, log):
+        text = wait_for_log(proc, log, f"127.0.0.1:{port}", timeout=180)
+        assert "ZeroGPU: preloaded" in text and MODEL in text.split("ZeroGPU: preloaded")[1].split("\n")[0]
+        client = Client(f"http://127.0.0.1:{port}/", verbose=False, download_files=str(tmp_path / "dl"))
+        first = morph(client, target="5", frames=4)[6]
+        second = morph(client, target="5", frames=6)[6]
+        text = log.read_text()
+    assert first["gradient_cached"] is False and second["gradient_cached"] is True
+    assert len(second["frames"]) == 6
+    children = {int(line.rsplit(" ", 1)[1]) for line in text.splitlines() if "ran in child" in line}
+    assert len(children) == 2 and proc.pid not in children, text  # each call ran in its own fork
+    loads = [line for line in text.splitlines() if " loaded " in line and " in process " in line]
+    assert loads and all(line.endswith(f"in process {proc.pid}") for line in loads), text
+    assert sum(f"loaded {MODEL} " in line for line in loads) == 1
