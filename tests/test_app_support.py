@@ -25,6 +25,7 @@ from morphlib.app.engine import (
     GradientCache,
     ModelRegistry,
     OutputDirs,
+    _revive,
     device_problem,
 )
 from morphlib.app.examples import example_by_name, find_example, load_examples
@@ -522,3 +523,29 @@ def test_output_dirs_are_pruned_and_removed(tmp_path):
     assert len(alive) == 3 and alive == made[-3:]
     outputs.cleanup()
     assert not (tmp_path / "root").exists()
+
+
+def test_gradients_travel_between_processes_as_bytes(engine):
+    """What a ZeroGPU call exports (tensors on the CPU, no model) revives into the same gradient."""
+    s = Settings(model="digits-cnn-robust", target="4", mode="budget", strength=2.0, frames=3)
+    engine.cache.export()  # forget what earlier tests computed
+    first = engine.morph(DIGIT, s)
+    exported = engine.cache.export()
+    assert len(exported) == 1 and isinstance(exported[0][1], bytes) and engine.cache.export() == []
+    home = GradientCache(4)
+    home.add_exported(exported)
+    key, _ = exported[0]
+    model = engine.registry.load("digits-cnn-robust")
+    revived, cached = home.get(key, lambda: pytest.fail("recomputed"), revive=lambda d: _revive(d, model))
+    original = engine.cache.get(key, lambda: pytest.fail("recomputed"))[0]
+    assert cached and revived.model is model and revived.target == original.target
+    assert all(torch.equal(a, b) for a, b in zip(revived.direction, original.direction, strict=True))
+    assert torch.equal(revived.render([1.0]), original.render([1.0]))
+    assert first.result.frames.shape[0] == 3
+
+
+def test_preloaded_models_are_never_evicted():
+    registry = ModelRegistry(capacity=1)
+    ready = registry.preload()
+    assert "digits-cnn-robust" in ready and len(ready) > 1
+    assert {mid for mid, _ in registry._loaded} == set(ready)  # more than its capacity of 1

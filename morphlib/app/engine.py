@@ -638,7 +638,7 @@ class Engine:
             grad=grad,
             progress=step,
         )
-        computed = time.perf_counter()
+        computed, cpu = time.perf_counter(), _render_cpu()
         progress(0.75, "encoding the video")
         out = self.outputs.new("morph")
         side = video_side(result)
@@ -660,6 +660,9 @@ class Engine:
             seconds={
                 "morph": round(computed - started, 4),
                 "render": round(time.perf_counter() - computed, 4),
+                # CPU seconds the render used (this thread and ffmpeg): what it costs on a quiet
+                # machine, whatever else shares the cores
+                "render_cpu": round(_render_cpu() - cpu, 4),
             },
         )
         message = _morph_message(result, found, cached, notes)
@@ -760,6 +763,14 @@ def curves(result: MorphResult) -> pd.DataFrame:
         pd.DataFrame({"α": alphas, "probability": probs.numpy().astype(float), "class": name})
         for name, probs in rows.items()
     )
+
+
+def _render_cpu() -> float:
+    """CPU seconds of this thread plus those of finished child processes (the ffmpeg encoders)."""
+    import resource
+
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return time.thread_time() + children.ru_utime + children.ru_stime
 
 
 def video_side(result: MorphResult) -> int:
