@@ -212,6 +212,60 @@ def bench_floor(client, repeats: int) -> dict[str, float]:
     return {k: statistics.median(v) for k, v in runs.items()}
 
 
+def bench_renders(engine, repeats: int) -> list[dict]:
+    """The app's render of a morph now, against rendering everything at once as the app did
+    before (MP4 with x264's default preset, GIF, matplotlib plot as PNG, change map), on the
+    same morph in this process, interleaved: wall and CPU seconds (this thread and ffmpeg)."""
+    from PIL import Image
+
+    from morphlib.app.engine import _render_cpu, video_side
+    from morphlib.render import annotated_frames, change_map, probability_plot, write_gif, write_mp4
+
+    rows = []
+    for label, model_id, image, target, budget in CASES:
+        s = Settings(model=model_id, target=target, mode="budget", strength=budget, frames=FRAMES)
+        out = engine.morph(str(ROOT / image), s)
+        r, folder = out.result, out.video.parent
+
+        def now(s=s, path=str(ROOT / image)):  # Engine.morph, which times its own render
+            return engine.morph(path, s).summary["seconds"]
+
+        def eager(r=r, folder=folder):
+            wall, cpu = time.perf_counter(), _render_cpu()
+            frames = annotated_frames(r, min_side=video_side(r))
+            write_mp4(frames, folder / "eager.mp4", preset="medium")
+            write_gif(frames, folder / "eager.gif")
+            probability_plot(r, folder / "eager.png")
+            Image.fromarray(change_map(r)).save(folder / "eager-change.png")
+            return {"render": time.perf_counter() - wall, "render_cpu": _render_cpu() - cpu}
+
+        runs: dict[str, list[dict]] = {"now": [], "eager": []}
+        eager()
+        for _ in range(repeats):
+            runs["now"].append(now())
+            runs["eager"].append(eager())
+        med = {
+            k: {m: statistics.median(x[m] for x in v) for m in ("render", "render_cpu")}
+            for k, v in runs.items()
+        }
+        rows.append(dict(name=label, **{f"{k}_{m}": v[m] for k, v in med.items() for m in v}))
+    return rows
+
+
+def renders_table(rows: list[dict]) -> str:
+    lines = [
+        "| case | render now: wall (s) | CPU (s) | everything at once (MP4 default preset, GIF, plot PNG): "
+        "wall (s) | CPU (s) |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['name']} | {r['now_render']:.3f} | {r['now_render_cpu']:.3f} | {r['eager_render']:.3f} "
+            f"| {r['eager_render_cpu']:.3f} |"
+        )
+    return "\n".join(lines)
+
+
 def split_table(rows: list[dict]) -> str:
     lines = [
         "| case | library (s) | app (s) | of which the server's work (s) | serving + transport (s) "
@@ -273,6 +327,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--threads", type=int, default=None, help="torch threads, here and in the app")
     parser.add_argument("--write", default=None, help="also write the table (markdown) to this file")
+    parser.add_argument("--renders-only", action="store_true", help="only the render table, no server")
     args = parser.parse_args()
     threads = args.threads or torch.get_num_threads()
     torch.set_num_threads(threads)
@@ -290,6 +345,16 @@ def main() -> None:
             GRADIO_ANALYTICS_ENABLED="False",
         )
         os.environ.update(HF_HUB_CACHE=env["HF_HUB_CACHE"], HF_HUB_OFFLINE="1")
+        if args.renders_only:
+            engine = Engine(
+                ModelRegistry(manifest, device="cpu"), cache=GradientCache(), outputs=OutputDirs()
+            )
+            load = os.getloadavg()[0]
+            print(
+                f"load average {load:.1f}; medians of {args.repeats}\n"
+                + renders_table(bench_renders(engine, args.repeats))
+            )
+            return
         proc, url = start_app(manifest, env, folder / "app.log")
         try:
             engine = Engine(
@@ -305,6 +370,7 @@ def main() -> None:
                 name: bench_floor(client, args.repeats)
                 for name, client in zip(("default", "ssl_verify=False"), clients, strict=True)
             }
+            renders = bench_renders(engine, args.repeats)
             load_after = os.getloadavg()[0]
         finally:
             proc.terminate()
@@ -324,6 +390,10 @@ def main() -> None:
         + "\n\nWhere an app request's time goes (default client; the server's work is the time "
         + "`Engine.morph` reports in the summary, measured inside the server):\n\n"
         + split_table(rows)
+    )
+    text += (
+        "\n\nThe render alone, in this process, against rendering everything at once (same morphs, "
+        "interleaved):\n\n" + renders_table(renders)
     )
     text += "\n\nFloor of a request (near-empty requests, same runs):\n\n" + floor_table(floors)
     print(info)
