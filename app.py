@@ -31,7 +31,7 @@ os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
 import gradio as gr  # noqa: E402
 
-from morphlib.app.engine import Engine, ModelRegistry, MorphOutput, device_problem  # noqa: E402
+from morphlib.app.engine import NO_CURVES, Engine, ModelRegistry, MorphOutput, device_problem  # noqa: E402
 from morphlib.app.examples import EXAMPLES_DIR, Example, example_by_name, find_example, load_examples  # noqa: E402
 from morphlib.app.images import MAX_BYTES  # noqa: E402
 from morphlib.app.settings import UI_SETTINGS, Settings, wants_run  # noqa: E402
@@ -172,7 +172,15 @@ def predict(
 
 #: What a morph shows, cleared: video, GIF, scrubber, frame, plot, change map, summary, the
 #: session's result (state) and the per-frame numbers.
-CLEARED_MORPH = (None, None, gr.update(minimum=0, maximum=1, value=0, interactive=False), *[None] * 6)
+#: (The plot is cleared to no data rather than to None, which the page's plot fails to redraw.)
+CLEARED_MORPH = (
+    None,
+    None,
+    gr.update(minimum=0, maximum=1, value=0, interactive=False),
+    None,
+    NO_CURVES,
+    *[None] * 4,
+)
 
 
 def pick_example(image: str | bytes | None, model: str) -> tuple:

@@ -765,6 +765,10 @@ def curves(result: MorphResult) -> pd.DataFrame:
     )
 
 
+#: :func:`curves` of no morph: what a cleared plot shows.
+NO_CURVES = pd.DataFrame({"α": pd.Series(dtype=float), "probability": pd.Series(dtype=float), "class": ""})
+
+
 def _render_cpu() -> float:
     """CPU seconds of this thread plus those of finished child processes (the ffmpeg encoders)."""
     import resource
