@@ -1,19 +1,19 @@
 """morphlib's Gradio app: how would this classifier change the image to make it another class?
 
-Layout and wiring only; the work is done by :class:`morphlib.app.engine.Engine`.
+Layout and wiring only: the settings, their widgets and their permalinks are listed once in
+:mod:`morphlib.app.settings`, the work is done by :class:`morphlib.app.engine.Engine`.
 
     python app.py                 # http://127.0.0.1:7860
     python app.py --share         # also ask Gradio for a public link (needs internet)
     python app.py --port 8000 --host 0.0.0.0 --zoo my-zoo.yaml
 
-Named endpoints (``gradio_client``): ``/models``, ``/predict``, ``/morph``, ``/frame``,
+Named endpoints (``gradio_client``): ``/models``, ``/predict``, ``/morph``, ``/frame``, ``/gif``,
 ``/compare``, ``/permalink``, ``/restore``; see the README's "App" section.
 """
 
 from __future__ import annotations
 
 import argparse
-import base64
 import functools
 import logging
 import os
@@ -21,29 +21,21 @@ import signal
 import sys
 import threading
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
 import gradio as gr  # noqa: E402
 
-from morphlib.app.engine import Engine, ModelRegistry, MorphOutput, device_problem, video_side  # noqa: E402
+from morphlib.app.engine import NO_CURVES, Engine, ModelRegistry, MorphOutput, device_problem  # noqa: E402
 from morphlib.app.examples import EXAMPLES_DIR, Example, example_by_name, find_example, load_examples  # noqa: E402
 from morphlib.app.images import MAX_BYTES  # noqa: E402
-from morphlib.app.settings import (  # noqa: E402
-    FAMILIES,
-    MAX_FRAMES,
-    MAX_PROB,
-    MODES,
-    Settings,
-    parse_bool,
-    wants_run,
-)
-from morphlib.morph import REGIMES  # noqa: E402
-from morphlib.render import annotated_frames  # noqa: E402
-from morphlib.transforms import BANDWIDTHS  # noqa: E402
+from morphlib.app.settings import UI_SETTINGS, Settings, wants_run  # noqa: E402
+from morphlib.app.ui import failed, friendly, image_input, setting_widget, takes_settings  # noqa: E402
 
 log = logging.getLogger("morphlib.app")
 
@@ -57,8 +49,12 @@ except ImportError:  # not on a Space
         return fn
 
 
-DEFAULT_EXAMPLE = "digit-3"
+#: A ZeroGPU Space: each ``@spaces.GPU`` call runs in a forked process (see :func:`on_gpu`).
+ZERO_GPU = bool(os.environ.get("SPACES_ZERO_GPU"))
+#: The page opens on the first of these examples whose model loads now (without a download).
+START_EXAMPLES = ("cat", "digit-3")
 COMPUTE_LIMIT = int(os.environ.get("MORPHLIB_APP_CONCURRENCY", "2"))
+ON_SPACE = bool(os.environ.get("SPACE_ID"))
 INTRO = """# morphlib: how would this classifier change the image?
 Pick an image and a model, choose a target class, and **Morph**: the classifier's own
 gradient, taken with respect to the *phases* of a complex steerable pyramid, is amplified
@@ -66,105 +62,18 @@ into a short video from the input toward the target (the method of "Through a St
 Lens", Mahdisoltani et al., 2025). Compare it with pixel and Fourier edits in
 **Compare families**.
 """
-SETTING_NAMES = (
-    "model",
-    "target",
-    "family",
-    "regime",
-    "mode",
-    "strength",
-    "prob",
-    "frames",
-    "orientations",
-    "bandwidth",
-    "luma_only",
-    "phase_cap",
-    "smooth_sigma",
-)
+NUMBERS_HEADERS = ["frame", "α", "L2", "p(source)", "p(target)", "top-1"]
 
 ENGINE: Engine | None = None
 DEMO: gr.Blocks | None = None
 
 
-def raw_file(payload: Any) -> str | bytes | None:
-    """What the image input hands to the handlers: the uploaded file untouched (its path, or the
-    bytes of a data URL), so that ``morphlib.app.images`` decodes it, with its size and
-    decompression-bomb limits and its messages, instead of Gradio's own PIL decoding."""
-    if payload is None:
-        return None
-    url = getattr(payload, "url", None) or ""
-    if url.startswith("data:"):
-        encoded = url.split(",", 1)[-1]
-        if len(encoded) > MAX_BYTES * 4 // 3 + 4:
-            raise gr.Error(f"the image is larger than {MAX_BYTES // 2**20} MB; upload a smaller one")
-        try:
-            return base64.b64decode(encoded, validate=False)
-        except ValueError:
-            raise gr.Error("the pasted image data is not valid base64") from None
-    if not getattr(payload, "path", None):
-        raise gr.Error("no image file was received; upload it again")
-    return str(payload.path)
-
-
-def image_input(**kwargs: Any) -> gr.Image:
-    """A ``gr.Image`` whose preprocessing is :func:`raw_file`.
-
-    Set on the instance (a subclass would make Gradio write an ``app.pyi`` stub next to this
-    file); the app never sends ``gr.update`` to this component, which would rebuild it.
-    """
-    component = gr.Image(**kwargs)
-    component.preprocess = raw_file  # type: ignore[method-assign]
-    return component
-
-
 # ---------------------------------------------------------------------- helpers
-def friendly(fn: Callable) -> Callable:
-    """Errors a user can cause become a message in the UI (``gr.Error``); anything else is logged
-    and reported in one line, never as a stack trace, and the app keeps serving."""
-
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except gr.Error:
-            raise
-        except ValueError as err:  # ImageError, ModelUnavailableError, bad settings, unknown class...
-            raise gr.Error(str(err), title="Cannot do that") from None
-        except Exception as err:
-            log.exception("unexpected error in %s", fn.__name__)
-            raise gr.Error(
-                f"something went wrong on the server ({type(err).__name__}); the app is still running — "
-                "try again, or another image or setting",
-                title="Server error",
-            ) from None
-
-    return wrapper
-
-
 def engine() -> Engine:
     global ENGINE
     if ENGINE is None:
         ENGINE = Engine()
     return ENGINE
-
-
-def settings_from(*values: Any) -> Settings:
-    """Settings from the UI values, in :data:`SETTING_NAMES` order (the image is separate)."""
-    raw = dict(zip(SETTING_NAMES, values, strict=True))
-    raw["target"] = "" if raw["target"] is None else str(raw["target"])
-    raw["model"] = "" if raw["model"] is None else str(raw["model"])
-    for name in ("strength", "prob", "phase_cap", "smooth_sigma"):
-        raw[name] = 0.0 if raw[name] in (None, "") else float(raw[name])
-    for name in ("frames", "orientations"):
-        value = raw[name]
-        if value in (None, ""):
-            raw[name] = Settings.__dataclass_fields__[name].default
-        elif float(value) != int(float(value)):
-            raise ValueError(f"{name} must be an integer, got {value}")
-        else:
-            raw[name] = int(float(value))
-    raw["luma_only"] = False if raw["luma_only"] in (None, "") else parse_bool("luma_only", raw["luma_only"])
-    return Settings(**raw).validated()
 
 
 def base_url(request: gr.Request | None) -> str:
@@ -185,8 +94,7 @@ def base_url(request: gr.Request | None) -> str:
 
 def example_model(example: Example) -> str:
     """The example's model, or another available model of the same label set when it is not available."""
-    registry = engine().registry
-    choices = registry.choices()
+    choices = engine().registry.choices()
     wanted = next((c for c in choices if c.id == example.model), None)
     if wanted is None or wanted.available:
         return example.model
@@ -195,17 +103,59 @@ def example_model(example: Example) -> str:
     return same[0] if same else example.model
 
 
+def loadable(model_id: str) -> bool:
+    """Whether the model loads now without a download (bundled, cached or preloaded)."""
+    try:
+        return engine().registry.choice(model_id).available
+    except ValueError:
+        return False
+
+
+def start_example() -> Example | None:
+    """The example the page opens on: the first of :data:`START_EXAMPLES` whose model loads now."""
+    for name in START_EXAMPLES:
+        try:
+            example = example_by_name(name)
+        except ValueError:
+            continue
+        if loadable(example_model(example)):
+            return example
+    return None
+
+
 def model_choices() -> list[tuple[str, str]]:
     return [(c.label, c.id) for c in engine().registry.choices()]
+
+
+def labels_of(model_id: str) -> list[str]:
+    """The model's class names from the zoo (nothing is loaded); empty when unknown."""
+    from morphlib.zoo import label_names
+
+    try:
+        entry = engine().registry.choice(model_id).entry
+        return label_names(entry.dataset) if entry is not None else []
+    except ValueError:
+        return []
 
 
 def top5_value(top: list[tuple[str, float]]) -> dict[str, float]:
     return {label: prob for label, prob in top}
 
 
+def example_of(image: Any) -> Example | None:
+    return find_example(image) if isinstance(image, str) else None
+
+
+def link_for(s: Settings, image: Any, request: gr.Request | None) -> str:
+    example = example_of(image)
+    return replace(s, example=example.name if example else "").link(base_url(request))
+
+
 # ---------------------------------------------------------------------- handlers
 @friendly
-def predict(image: str | bytes | None, model: str) -> tuple[dict, Any, str]:
+def predict(
+    image: str | bytes | None, model: str, request: gr.Request | None = None
+) -> tuple[dict, Any, str]:
     """Top-5 classes of the image under the model, and its labels as the target list.
 
     Returns the top-5 (label: probability), the target dropdown (every label; value: the
@@ -220,7 +170,17 @@ def predict(image: str | bytes | None, model: str) -> tuple[dict, Any, str]:
     return top5_value(p.top), target, "\n".join(lines)
 
 
-CLEARED_MORPH = (None, None, None, None, None, None, None)  # video, GIF, frame, plot, change, numbers, result
+#: What a morph shows, cleared: video, GIF, scrubber, frame, plot, change map, summary, the
+#: session's result (state) and the per-frame numbers.
+#: (The plot is cleared to no data rather than to None, which the page's plot fails to redraw.)
+CLEARED_MORPH = (
+    None,
+    None,
+    gr.update(minimum=0, maximum=1, value=0, interactive=False),
+    None,
+    NO_CURVES,
+    *[None] * 4,
+)
 
 
 def pick_example(image: str | bytes | None, model: str) -> tuple:
@@ -232,9 +192,23 @@ def pick_example(image: str | bytes | None, model: str) -> tuple:
         top, target, message = predict(image, model)
     except gr.Error as err:
         gr.Warning(str(err.message))
-        top, target, message = {}, gr.update(), f"⚠ {err.message}"
-    slider = gr.update(minimum=0, maximum=1, value=0, interactive=False)
-    return (top, target, message, *CLEARED_MORPH[:2], slider, *CLEARED_MORPH[2:])
+        top, target, message = {}, gr.update(choices=labels_of(model), value=None), f"⚠ {err.message}"
+    return (top, target, message, *CLEARED_MORPH)
+
+
+def predict_failed(model: str, request: gr.Request) -> tuple:
+    """After a failed /predict (a bad upload, a model that cannot load): no top-5, the chosen
+    model's labels (from the zoo) as the targets, the reason, and no morph of another input."""
+    target = gr.update(choices=labels_of(model), value=None)
+    return ({}, target, failed("Classifying the image", request), *CLEARED_MORPH)
+
+
+def morph_failed(request: gr.Request) -> tuple:
+    return (*CLEARED_MORPH, failed("The morph", request))
+
+
+def compare_failed(request: gr.Request) -> tuple:
+    return None, None, failed("The comparison", request)
 
 
 def describe_model(model: str) -> str:
@@ -245,180 +219,142 @@ def describe_model(model: str) -> str:
         return f"⚠ {err}"
 
 
-@gpu
-def _run_morph(image: Any, settings: Settings, progress: Any) -> MorphOutput:
+def on_gpu(fn: Callable, decorator: Callable = gpu, forked: bool = ZERO_GPU) -> Callable:
+    """``fn`` run through ``decorator`` (``spaces.GPU``). On ZeroGPU that call runs in a forked
+    process, so what it caches is gone when it returns: the gradients it computed come back
+    with its result and are kept in this process's cache (the models were loaded here at
+    start, see :func:`main`), so that the next call neither reloads nor recomputes them."""
+    if not forked:
+        return decorator(fn)
+
+    @decorator
+    def remote(*args: Any) -> tuple[Any, list]:
+        return fn(*args), engine().cache.export()
+
+    @functools.wraps(fn)
+    def call(*args: Any) -> Any:
+        out, gradients = remote(*args)
+        engine().cache.add_exported(gradients)
+        return out
+
+    return call
+
+
+def _morph_call(image: Any, settings: Settings, progress: Any) -> MorphOutput:
     return engine().morph(image, settings, progress=lambda f, d: progress(f, desc=d))
 
 
+_run_morph = on_gpu(_morph_call)
+
+
+def numbers_table(out: MorphOutput | None) -> list[list[Any]] | None:
+    """The morph's per-frame numbers as table rows (:data:`NUMBERS_HEADERS`)."""
+    if out is None:
+        return None
+    r = out.result
+    return [
+        [
+            k,
+            round(float(r.alphas[k]), 4),
+            round(float(r.l2[k]), 4),
+            round(float(r.source_probs[k]), 4),
+            round(float(r.target_probs[k]), 4),
+            r.top1[k],
+        ]
+        for k in range(len(r.frames))
+    ]
+
+
 @friendly
-def run_morph(
-    image: str | bytes | None,
-    model: str,
-    target: str,
-    family: str,
-    regime: str,
-    mode: str,
-    strength: float,
-    prob: float,
-    frames: int,
-    orientations: int,
-    bandwidth: str,
-    luma_only: bool,
-    phase_cap: float,
-    smooth_sigma: float,
-    request: gr.Request,
-    progress: gr.Progress = gr.Progress(),  # noqa: B008 - Gradio's progress idiom
-) -> tuple:
+@takes_settings()
+def run_morph(image: str | bytes | None, s: Settings, request: gr.Request, progress: Any) -> tuple:
     """Morph the image toward the target class.
 
     Returns the looping video (MP4, forward and back, probabilities drawn on each frame),
-    the GIF, the frame scrubber, the last frame, the probability plot, the change map, a
-    JSON summary (per-frame alpha, L2, source and target probabilities, top-5), a message,
-    the permalink, and the L2 budget for the compare view.
+    the GIF (none: ask ``/gif``), the frame scrubber, the last frame, the probability plot's
+    data, the change map, a JSON summary (per-frame alpha, L2, source and target
+    probabilities, top-5), a message, the permalink, and the L2 budget for the compare view.
+    (The UI shows the per-frame numbers as a table, made from this session's result.)
     """
-    s = settings_from(
-        model,
-        target,
-        family,
-        regime,
-        mode,
-        strength,
-        prob,
-        frames,
-        orientations,
-        bandwidth,
-        luma_only,
-        phase_cap,
-        smooth_sigma,
-    )
     if image is None:
         raise gr.Error("no image: upload one, paste one, use the webcam or pick an example")
     out = _run_morph(image, s, progress)
-    r = out.result
-    n = len(r.frames)
-    last = annotated_frames(r, min_side=video_side(r), indices=[n - 1])[0]
-    example = find_example(image) if isinstance(image, str) else None
-    link = _link(s, example, request)
+    n = len(out.frames)
     slider = gr.update(minimum=0, maximum=n - 1, value=n - 1, step=1, interactive=True)
     return (
         str(out.video),
-        str(out.gif),
+        None,
         slider,
-        last,
-        str(out.plot),
+        out.frames[-1],
+        out.curves,
         str(out.change),
         out.summary,
+        out,
         out.message,
-        link,
-        round(float(r.l2[-1]), 4),
-        r,
+        link_for(s, image, request),
+        round(float(out.result.l2[-1]), 4),
     )
 
 
 @friendly
-def show_frame(index: float, result: Any) -> Any:
+def show_frame(index: float, shown: MorphOutput | None) -> Any:
     """One frame of the last morph (this session's), with its probabilities drawn."""
-    if result is None:
+    if shown is None:
         raise gr.Error("morph an image first; the scrubber shows its frames")
-    n = len(result.frames)
+    n = len(shown.frames)
     k = int(round(float(index or 0)))
     if not 0 <= k < n:
         raise gr.Error(f"frame {k} does not exist; the morph has frames 0 to {n - 1}")
-    return annotated_frames(result, min_side=video_side(result), indices=[k])[0]
-
-
-@gpu
-def _run_compare(image: Any, settings: Settings, budget: float, progress: Any) -> Any:
-    return engine().compare(image, settings, budget=budget, progress=lambda f, d: progress(f, desc=d))
+    return shown.frames[k]
 
 
 @friendly
+def make_gif(shown: MorphOutput | None) -> str:
+    """The last morph (this session's) as a looping GIF, written when first asked for."""
+    if shown is None:
+        raise gr.Error("morph an image first; the GIF is made from its frames")
+    return str(engine().gif(shown))
+
+
+def _compare_call(image: Any, settings: Settings, budget: float, progress: Any) -> Any:
+    return engine().compare(image, settings, budget=budget, progress=lambda f, d: progress(f, desc=d))
+
+
+_run_compare = on_gpu(_compare_call)
+
+
+@friendly
+@takes_settings(extra=("budget",))
 def run_compare(
-    image: str | bytes | None,
-    model: str,
-    target: str,
-    budget: float,
-    family: str,
-    regime: str,
-    mode: str,
-    strength: float,
-    prob: float,
-    frames: int,
-    orientations: int,
-    bandwidth: str,
-    luma_only: bool,
-    phase_cap: float,
-    smooth_sigma: float,
-    progress: gr.Progress = gr.Progress(),  # noqa: B008
+    image: str | bytes | None, s: Settings, budget: float, request: gr.Request, progress: Any
 ) -> tuple:
     """Pixel, Fourier phase, CSP phase and joint CSP edits side by side at one L2 budget (0: default).
 
     Returns the side-by-side video, a table (family, L2, p(source), p(target), top-1, note)
     and a message.
     """
-    s = settings_from(
-        model,
-        target,
-        family,
-        regime,
-        mode,
-        strength,
-        prob,
-        frames,
-        orientations,
-        bandwidth,
-        luma_only,
-        phase_cap,
-        smooth_sigma,
-    )
     if image is None:
         raise gr.Error("no image: upload one, paste one, use the webcam or pick an example")
     out = _run_compare(image, s, float(budget or 0.0), progress)
     return str(out.video), out.rows, out.message
 
 
-def _link(s: Settings, example: Example | None, request: gr.Request | None) -> str:
-    from dataclasses import replace
-
-    return replace(s, example=example.name if example else "").link(base_url(request))
+@friendly
+@takes_settings(progress=False)
+def permalink(image: str | bytes | None, s: Settings, request: gr.Request) -> str:
+    """The link that restores the current settings (and the image, when it is an example)."""
+    return link_for(s, image, request)
 
 
 @friendly
-def permalink(
-    image: str | bytes | None,
-    model: str,
-    target: str,
-    family: str,
-    regime: str,
-    mode: str,
-    strength: float,
-    prob: float,
-    frames: int,
-    orientations: int,
-    bandwidth: str,
-    luma_only: bool,
-    phase_cap: float,
-    smooth_sigma: float,
-    request: gr.Request,
-) -> str:
-    """The link that restores the current settings (and the image, when it is an example)."""
-    s = settings_from(
-        model,
-        target,
-        family,
-        regime,
-        mode,
-        strength,
-        prob,
-        frames,
-        orientations,
-        bandwidth,
-        luma_only,
-        phase_cap,
-        smooth_sigma,
-    )
-    example = find_example(image) if isinstance(image, str) else None
-    return _link(s, example, request)
+@takes_settings(leading=("gate", "image"))
+def morph_if(gate: Any, image: Any, s: Settings, request: gr.Request, progress: Any) -> tuple:
+    """Morph only when ``gate`` is set: a permalink with ``run=1`` was opened, or a result is
+    shown and its strength or frame count changed (the gradient then comes from the cache)."""
+    if not gate or image is None:
+        return tuple(gr.skip() for _ in range(11))
+    values = {name: getattr(s, name) for name in UI_SETTINGS}
+    return run_morph(image, **values, request=request, progress=progress)
 
 
 @friendly
@@ -436,18 +372,12 @@ def restore(query: str) -> dict:
             example = example_by_name(settings.example)
             image = str(example.file)
             if not settings.model:
-                settings = _with(settings, model=example_model(example))
+                settings = replace(settings, model=example_model(example))
         except ValueError as err:
             warnings.append(str(err))
     if not settings.model:
-        settings = _with(settings, model=engine().registry.default())
+        settings = replace(settings, model=engine().registry.default())
     return {"settings": settings.as_dict(), "image": image, "run": wants_run(query), "warnings": warnings}
-
-
-def _with(s: Settings, **changes: Any) -> Settings:
-    from dataclasses import replace
-
-    return replace(s, **changes)
 
 
 def list_models() -> list[dict]:
@@ -458,6 +388,57 @@ def list_models() -> list[dict]:
     ]
 
 
+def on_load(request: gr.Request) -> tuple:
+    """Page load: refresh the model list, then restore settings from the URL's query parameters
+    (or open on :func:`start_example`). Nothing is downloaded: a model that would need a
+    download is named, and loaded only when the user asks for a prediction or a morph."""
+    params = dict(getattr(request, "query_params", {}) or {})
+    restored = restore(urlencode(params)) if params else None
+    if restored is None or (not restored["image"] and "model" not in params):
+        example = start_example()
+        restored = restored or {"settings": Settings().as_dict(), "image": None, "run": False, "warnings": []}
+        if example is not None and not restored["image"]:
+            restored["image"] = str(example.file)
+            restored["settings"]["model"] = restored["settings"]["model"] or example_model(example)
+    s = dict(restored["settings"])
+    s["model"] = s["model"] or engine().registry.default()
+    choices = gr.update(choices=model_choices(), value=s["model"])
+    top: dict = {}
+    target_update: Any = gr.update(choices=labels_of(s["model"]), value=s["target"] or None)
+    notes = [f"⚠ {w}" for w in restored["warnings"]]
+    info = ""
+    ready = False
+    try:
+        info = engine().registry.describe(s["model"])
+        if restored["image"] and not loadable(s["model"]):
+            notes.append(
+                f"⬇ {s['model']!r} is not on this machine yet: pick it again (or Morph) to download it."
+            )
+        elif restored["image"]:
+            p = engine().predict(restored["image"], s["model"])
+            top = top5_value(p.top)
+            wanted = s["target"] if s["target"] else p.suggestion
+            target_update = gr.update(choices=p.labels, value=wanted)
+            notes.insert(0, f"**{p.top[0][0]}** ({p.top[0][1]:.1%}); suggested target: **{p.suggestion}**.")
+            ready = True
+    except ValueError as err:  # a model that cannot be loaded, a bad link...: say so, keep the page
+        notes.append(f"⚠ {err}")
+    except Exception as err:  # never lose the page (and the link's other settings) to an unexpected error
+        log.exception("unexpected error while restoring %r", params)
+        notes.append(f"⚠ the image could not be classified on loading ({type(err).__name__}); try again")
+    values = [s[name] for name in UI_SETTINGS[2:]]
+    return (
+        restored["image"],
+        choices,
+        target_update,
+        *values,
+        top,
+        "\n\n".join(notes),
+        info,
+        bool(restored["run"] and ready),
+    )
+
+
 # ---------------------------------------------------------------------- layout
 def create_demo(eng: Engine | None = None, concurrency: int = COMPUTE_LIMIT) -> gr.Blocks:
     """Build the Blocks app around ``eng`` (default: the repository's zoo); at most ``concurrency``
@@ -466,14 +447,14 @@ def create_demo(eng: Engine | None = None, concurrency: int = COMPUTE_LIMIT) -> 
     ENGINE = eng or ENGINE or Engine()
     registry = ENGINE.registry
     examples = load_examples()
-    default_model = registry.default()
-    default_labels = _labels_of(default_model)
-    defaults = Settings()
+    first = start_example()
+    default_model = example_model(first) if first is not None else registry.default()
 
     with gr.Blocks(title="morphlib: steerable-pyramid morphs", delete_cache=(900, 3600)) as demo:
-        result_state = gr.State(None, time_to_live=3600)
+        shown_state = gr.State(None, time_to_live=3600)  # this session's last MorphOutput
         run_flag = gr.State(False)
         gr.Markdown(INTRO)
+        ui: dict[str, gr.components.Component] = {}
         with gr.Row(equal_height=False):
             with gr.Column(scale=2, min_width=320):
                 image = image_input(
@@ -484,76 +465,31 @@ def create_demo(eng: Engine | None = None, concurrency: int = COMPUTE_LIMIT) -> 
                     elem_id="input-image",
                 )
                 examples_box = gr.Column()  # filled below, once every component the examples touch exists
-                model = gr.Dropdown(
-                    choices=model_choices(),
-                    value=default_model,
-                    label="Model",
-                    info="✓ ready offline · ⬇ downloaded from the Hugging Face Hub on first use",
-                    allow_custom_value=True,
-                    elem_id="model",
+                ui["model"] = setting_widget(
+                    "model", choices=model_choices(), value=default_model, allow_custom_value=True
                 )
                 model_info = gr.Markdown(
                     registry.describe(default_model), label="Model info", elem_id="model-info"
                 )
                 top5 = gr.Label(label="Top-5 predictions", num_top_classes=5, elem_id="top5")
-                target = gr.Dropdown(
-                    choices=default_labels,
+                ui["target"] = setting_widget(
+                    "target",
+                    choices=labels_of(default_model),
                     value=None,
-                    label="Target class",
-                    info="type to search; default: the runner-up",
                     filterable=True,
                     allow_custom_value=True,
-                    elem_id="target",
                 )
-                family = gr.Radio(
-                    list(FAMILIES), value=defaults.family, label="Edit family", elem_id="family"
-                )
-                regime = gr.Radio(list(REGIMES), value=defaults.regime, label="Regime", elem_id="regime")
+                ui["family"] = setting_widget("family")
+                ui["regime"] = setting_widget("regime")
                 with gr.Row():
-                    mode = gr.Radio(
-                        list(MODES),
-                        value=defaults.mode,
-                        label="Strength",
-                        elem_id="mode",
-                        info="auto: smallest budget where the target wins",
-                    )
-                    strength = gr.Number(
-                        value=defaults.strength,
-                        minimum=0,
-                        label="L2 budget / amplification / auto cap",
-                        info="0 = default (RMS 0.05; auto: cap RMS 0.2)",
-                        elem_id="strength",
-                    )
+                    ui["mode"] = setting_widget("mode")
+                    ui["strength"] = setting_widget("strength")
                 with gr.Row():
-                    prob = gr.Slider(
-                        0,
-                        MAX_PROB,
-                        value=defaults.prob,
-                        step=0.01,
-                        label="auto: target probability",
-                        info="0 = becomes top-1",
-                        elem_id="prob",
-                    )
-                    frames = gr.Slider(
-                        2, MAX_FRAMES, value=defaults.frames, step=1, label="Frames", elem_id="frames"
-                    )
+                    ui["prob"] = setting_widget("prob")
+                    ui["frames"] = setting_widget("frames")
                 with gr.Accordion("Advanced (steerable pyramid, colour, phase)", open=False):
-                    orientations = gr.Slider(
-                        0,
-                        8,
-                        value=defaults.orientations,
-                        step=1,
-                        label="Orientations",
-                        info="0 = 4 (octave) or 8 (sub-octave)",
-                    )
-                    bandwidth = gr.Radio(sorted(BANDWIDTHS), value=defaults.bandwidth, label="Bandwidth")
-                    luma_only = gr.Checkbox(value=defaults.luma_only, label="Luma only (keep the colours)")
-                    phase_cap = gr.Number(
-                        value=defaults.phase_cap, minimum=0, label="Phase cap (radians, 0 = none)"
-                    )
-                    smooth_sigma = gr.Number(
-                        value=defaults.smooth_sigma, minimum=0, label="Phase smoothing σ (0 = none)"
-                    )
+                    for name in ("orientations", "bandwidth", "luma_only", "phase_cap", "smooth_sigma"):
+                        ui[name] = setting_widget(name)
                 run = gr.Button("Morph", variant="primary", elem_id="run")
                 status = gr.Markdown("", label="Status", elem_id="status")
             with gr.Column(scale=3, min_width=400):
@@ -567,26 +503,37 @@ def create_demo(eng: Engine | None = None, concurrency: int = COMPUTE_LIMIT) -> 
                             interactive=False,
                             elem_id="video",
                         )
-                        with gr.Row():
-                            scrubber = gr.Slider(
-                                0, 15, value=0, step=1, label="Frame", interactive=False, elem_id="scrubber"
-                            )
+                        scrubber = gr.Slider(
+                            0, 15, value=0, step=1, label="Frame", interactive=False, elem_id="scrubber"
+                        )
                         frame = gr.Image(
                             label="Frame", type="numpy", interactive=False, height=320, elem_id="frame"
                         )
                         with gr.Row():
-                            plot = gr.Image(
+                            plot = gr.LinePlot(
+                                x="α",
+                                y="probability",
+                                color="class",
+                                y_lim=[0, 1],
                                 label="Source and target probability along the morph",
-                                type="filepath",
-                                interactive=False,
+                                elem_id="plot",
                             )
                             change = gr.Image(
                                 label="Where the image changed (last frame)",
                                 type="filepath",
                                 interactive=False,
+                                elem_id="change",
                             )
-                        gif = gr.File(label="GIF download", interactive=False)
-                        summary = gr.JSON(label="Numbers (per frame)", open=False)
+                        numbers = gr.Dataframe(
+                            headers=NUMBERS_HEADERS,
+                            label="Numbers (per frame)",
+                            interactive=False,
+                            elem_id="numbers",
+                        )
+                        with gr.Row():
+                            gif_button = gr.Button("Make a GIF", size="sm", elem_id="make-gif")
+                            gif = gr.File(label="GIF download", interactive=False, elem_id="gif")
+                        summary = gr.JSON(visible=False)  # the whole summary, for the API
                     with gr.Tab("Compare families"):
                         gr.Markdown(
                             "Pixel, Fourier phase, CSP phase and joint CSP edits at the **same L2 budget**."
@@ -600,15 +547,20 @@ def create_demo(eng: Engine | None = None, concurrency: int = COMPUTE_LIMIT) -> 
                             )
                             compare_button = gr.Button("Compare families", elem_id="compare")
                         compare_video = gr.Video(
-                            label="Families side by side", autoplay=True, loop=True, interactive=False
+                            label="Families side by side",
+                            autoplay=True,
+                            loop=True,
+                            interactive=False,
+                            elem_id="compare-video",
                         )
                         compare_table = gr.Dataframe(
                             headers=["family", "L2", "p(source)", "p(target)", "top-1", "note"],
                             label="Last frame of each family",
                             interactive=False,
                             wrap=True,
+                            elem_id="compare-table",
                         )
-                        compare_status = gr.Markdown("", label="Compare status")
+                        compare_status = gr.Markdown("", label="Compare status", elem_id="compare-status")
                     with gr.Tab("Share & API"):
                         link = gr.Textbox(
                             label="Permalink to these settings",
@@ -618,25 +570,16 @@ def create_demo(eng: Engine | None = None, concurrency: int = COMPUTE_LIMIT) -> 
                         )
                         gr.Markdown(API_HELP)
 
-        settings_inputs = [
-            model,
-            target,
-            family,
-            regime,
-            mode,
-            strength,
-            prob,
-            frames,
-            orientations,
-            bandwidth,
-            luma_only,
-            phase_cap,
-            smooth_sigma,
-        ]
+        settings_inputs = [ui[name] for name in UI_SETTINGS]
+        model, target = ui["model"], ui["target"]
         predict_outputs = [top5, target, status]
-        # What a morph shows; picking another example clears these (pick_example).
-        shown_outputs = [video, gif, scrubber, frame, plot, change, summary]
-        morph_outputs = [*shown_outputs, status, link, budget, result_state]
+        # What a morph shows (cleared when the input changes or a request fails; see CLEARED_MORPH).
+        shown_outputs = [video, gif, scrubber, frame, plot, change, summary, shown_state, numbers]
+        morph_outputs = [*shown_outputs[:-1], status, link, budget]
+        table = dict(
+            fn=numbers_table, inputs=shown_state, outputs=numbers, queue=False, api_visibility="private"
+        )
+        compute = dict(concurrency_id="compute", concurrency_limit=concurrency)
 
         gr.on(
             [image.input, model.input],
@@ -645,54 +588,60 @@ def create_demo(eng: Engine | None = None, concurrency: int = COMPUTE_LIMIT) -> 
             outputs=predict_outputs,
             api_name="predict",
             concurrency_limit=4,
+        ).failure(
+            predict_failed, inputs=model, outputs=[*predict_outputs, *shown_outputs], api_visibility="private"
         )
-        if examples:
+        image.input(lambda: CLEARED_MORPH, outputs=shown_outputs, api_visibility="private", queue=False)
+        for group, cache in _example_groups(examples):
             with examples_box:
                 gr.Examples(
-                    examples=[[str(e.file), example_model(e)] for e in examples],
+                    examples=[[str(e.file), example_model(e)] for e in group],
                     inputs=[image, model],
-                    outputs=[*predict_outputs, *shown_outputs, result_state],
+                    outputs=[*predict_outputs, *shown_outputs],
                     fn=pick_example,
                     run_on_click=True,
-                    cache_examples=False,
-                    example_labels=[e.caption or e.name for e in examples],
-                    label="Examples: digits, gratings, shapes (bundled models); photos (ImageNet models)",
+                    cache_examples=cache,
+                    cache_mode="lazy" if cache else None,
+                    example_labels=[e.caption or e.name for e in group],
+                    label=_examples_label(group),
                     api_visibility="undocumented",
                     examples_per_page=12,
                 )
-        run.click(
-            run_morph,
-            inputs=[image, *settings_inputs],
-            outputs=morph_outputs,
-            api_name="morph",
-            concurrency_id="compute",
-            concurrency_limit=concurrency,
-        )
-        gr.on(
-            [strength.submit, frames.release],
-            morph_if,
-            inputs=[result_state, image, *settings_inputs],
-            outputs=morph_outputs,
-            api_visibility="private",
-            trigger_mode="always_last",
-            concurrency_id="compute",
-            concurrency_limit=concurrency,
-        )
+        morphed = [
+            run.click(
+                run_morph,
+                inputs=[image, *settings_inputs],
+                outputs=morph_outputs,
+                api_name="morph",
+                **compute,
+            ),
+            gr.on(
+                [ui["strength"].submit, ui["frames"].release],
+                morph_if,
+                inputs=[shown_state, image, *settings_inputs],
+                outputs=morph_outputs,
+                api_visibility="private",
+                trigger_mode="always_last",
+                **compute,
+            ),
+        ]
         scrubber.input(
             show_frame,
-            inputs=[scrubber, result_state],
+            inputs=[scrubber, shown_state],
             outputs=frame,
             api_name="frame",
             trigger_mode="always_last",
             show_progress="hidden",
         )
+        gif_button.click(make_gif, inputs=shown_state, outputs=gif, api_name="gif")
         compare_button.click(
             run_compare,
             inputs=[image, model, target, budget, *settings_inputs[2:]],
             outputs=[compare_video, compare_table, compare_status],
             api_name="compare",
-            concurrency_id="compute",
-            concurrency_limit=concurrency,
+            **compute,
+        ).failure(
+            compare_failed, outputs=[compare_video, compare_table, compare_status], api_visibility="private"
         )
         gr.on(
             [image.change] + [c.change for c in settings_inputs],
@@ -707,26 +656,47 @@ def create_demo(eng: Engine | None = None, concurrency: int = COMPUTE_LIMIT) -> 
         model.change(describe_model, inputs=model, outputs=model_info, api_visibility="private", queue=False)
         gr.api(restore, api_name="restore")
         gr.api(list_models, api_name="models")
-        demo.load(
+        loaded = demo.load(
             on_load,
             inputs=None,
             outputs=[image, model, *settings_inputs[1:], top5, status, model_info, run_flag],
             api_visibility="private",
-        ).then(
-            morph_if,
-            inputs=[run_flag, image, *settings_inputs],
-            outputs=morph_outputs,
-            api_visibility="private",
-            concurrency_id="compute",
-            concurrency_limit=concurrency,
         )
+        morphed.append(
+            loaded.then(
+                morph_if,
+                inputs=[run_flag, image, *settings_inputs],
+                outputs=morph_outputs,
+                api_visibility="private",
+                **compute,
+            )
+        )
+        for event in morphed:  # the numbers table follows the result; a failure clears what it showed
+            event.success(**table)
+            event.failure(morph_failed, outputs=[*shown_outputs, status], api_visibility="private")
     DEMO = demo
     return demo
 
 
+def _example_groups(examples: tuple[Example, ...]) -> list[tuple[list[Example], bool]]:
+    """The examples whose model loads now, and the others; on a Space, the first group's outputs are
+    cached lazily (on first use), the others never (their model may not be there)."""
+    ready = [e for e in examples if loadable(example_model(e))]
+    later = [e for e in examples if e not in ready]
+    return [(group, ON_SPACE and group is ready) for group in (ready, later) if group]
+
+
+def _examples_label(group: list[Example]) -> str:
+    """``Examples: photos (ImageNet models)`` and/or ``digits, gratings, shapes (bundled models)``."""
+    entries = engine().registry.entries
+    photos = [e.model in entries and entries[e.model].dataset == "imagenet-1k" for e in group]
+    kinds = ["digits, gratings, shapes (bundled models)"] * (not all(photos))
+    return "Examples: " + "; ".join(kinds + ["photos (ImageNet models)"] * any(photos))
+
+
 API_HELP = """
 **HTTP / Python API.** Every action is a named endpoint: `/models`, `/predict`, `/morph`,
-`/frame`, `/compare`, `/permalink`, `/restore` (parameters: *Use via API* in the footer).
+`/frame`, `/gif`, `/compare`, `/permalink`, `/restore` (parameters: *Use via API* in the footer).
 With `gradio_client`:
 
 ```python
@@ -735,114 +705,13 @@ from gradio_client import Client, handle_file
 client = Client("http://127.0.0.1:7860/")  # this app's address
 image = handle_file("digit.png")
 top5, target, message = client.predict(image, "digits-cnn-robust", api_name="/predict")
-video, gif, scrubber, frame, plot, change, summary, message, link, budget = client.predict(
+video, gif, scrubber, frame, plot, change, summary, numbers, message, link, budget = client.predict(
     image=image, model="digits-cnn-robust", target="9", family="csp-phase",
     mode="budget", strength=4.0, frames=8, api_name="/morph",
 )
+gif = client.predict(api_name="/gif")  # the GIF of this session's last morph
 ```
 """
-
-
-def _labels_of(model_id: str) -> list[str]:
-    from morphlib.zoo import label_names
-
-    try:
-        entry = engine().registry.choice(model_id).entry
-        return label_names(entry.dataset) if entry is not None else []
-    except ValueError:
-        return []
-
-
-def on_load(request: gr.Request) -> tuple:
-    """Page load: refresh the model list, then restore settings from the URL's query parameters."""
-    params = dict(getattr(request, "query_params", {}) or {})
-    restored = restore(_query_string(params)) if params else None
-    if restored is None or (not restored["image"] and "model" not in params):
-        example = next((e for e in load_examples() if e.name == DEFAULT_EXAMPLE), None)
-        restored = restored or {"settings": Settings().as_dict(), "image": None, "run": False, "warnings": []}
-        if example is not None and not restored["image"]:
-            restored["image"] = str(example.file)
-            restored["settings"]["model"] = restored["settings"]["model"] or example_model(example)
-    s = dict(restored["settings"])
-    s["model"] = s["model"] or engine().registry.default()
-    choices = gr.update(choices=model_choices(), value=s["model"])
-    top: dict = {}
-    target_update: Any = gr.update(value=s["target"] or None)
-    notes = [f"⚠ {w}" for w in restored["warnings"]]
-    info = ""
-    try:
-        info = engine().registry.describe(s["model"])
-        if restored["image"]:
-            p = engine().predict(restored["image"], s["model"])
-            top = top5_value(p.top)
-            wanted = s["target"] if s["target"] else p.suggestion
-            target_update = gr.update(choices=p.labels, value=wanted)
-            notes.insert(0, f"**{p.top[0][0]}** ({p.top[0][1]:.1%}); suggested target: **{p.suggestion}**.")
-    except ValueError as err:  # a model that cannot be loaded, a bad link...: say so, keep the page
-        notes.append(f"⚠ {err}")
-    except Exception as err:  # never lose the page (and the link's other settings) to an unexpected error
-        log.exception("unexpected error while restoring %r", params)
-        notes.append(f"⚠ the image could not be classified on loading ({type(err).__name__}); try again")
-    values = [s[name] for name in SETTING_NAMES[2:]]
-    return (
-        restored["image"],
-        choices,
-        target_update,
-        *values,
-        top,
-        "\n\n".join(notes),
-        info,
-        bool(restored["run"] and restored["image"]),
-    )
-
-
-def _query_string(params: dict) -> str:
-    from urllib.parse import urlencode
-
-    return urlencode(params)
-
-
-def morph_if(
-    gate: Any,
-    image: str | bytes | None,
-    model: str,
-    target: str,
-    family: str,
-    regime: str,
-    mode: str,
-    strength: float,
-    prob: float,
-    frames: int,
-    orientations: int,
-    bandwidth: str,
-    luma_only: bool,
-    phase_cap: float,
-    smooth_sigma: float,
-    request: gr.Request,
-    progress: gr.Progress = gr.Progress(),  # noqa: B008
-) -> tuple:
-    """Morph only when ``gate`` is set: a permalink with ``run=1`` was opened, or a result is
-    shown and its strength or frame count changed (the gradient then comes from the cache)."""
-    if not gate or image is None:
-        return tuple(gr.skip() for _ in range(11))
-    return run_morph(
-        image,
-        model,
-        target,
-        family,
-        regime,
-        mode,
-        strength,
-        prob,
-        frames,
-        orientations,
-        bandwidth,
-        luma_only,
-        phase_cap,
-        smooth_sigma,
-        request,
-        progress,
-    )
 
 
 # ---------------------------------------------------------------------- launch
@@ -924,7 +793,10 @@ def main(argv: list[str] | None = None) -> None:
     exit_on_sigterm()  # before the engine makes its temporary output folder
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)
-    demo = create_demo(Engine(ModelRegistry(args.zoo, device=args.device)), concurrency=args.concurrency)
+    eng = Engine(ModelRegistry(args.zoo, device=args.device))
+    if ZERO_GPU:  # load (and move to the GPU) in the main process, where it lasts
+        log.info("ZeroGPU: preloaded %s", ", ".join(eng.registry.preload()))
+    demo = create_demo(eng, concurrency=args.concurrency)
     launch(demo, share=args.share, host=args.host, port=args.port, concurrency=args.concurrency)
 
 

@@ -4,8 +4,9 @@ For each case, in the same run and interleaved (so that machine load hits all al
 
 * **morph()**: ``morphlib.morph`` on the image already fitted to the model (numerics only);
 * **library**: the same morph through :class:`morphlib.app.engine.Engine` in this process
-  (decode the file, fit it, gradient, morph, and the renders the app returns: annotated
-  MP4 and GIF, probability plot, change map) — the direct library call for the app's output;
+  (decode the file, fit it, gradient, morph, and the renders the app returns: the annotated
+  frames and their MP4, the change map, the plot's data; the GIF is made only when asked
+  for) — the direct library call for the app's output;
 * **app**: ``client.predict(..., api_name="/morph")`` against ``python app.py`` running in
   another process: upload, queue, the same work, and downloading the returned files.
 
@@ -19,8 +20,8 @@ A second table splits the app's time into the server's own work (``Engine.morph`
 A third table measures the floor of any request through ``gradio_client``, on requests
 that do almost no work: ``/models`` (JSON in and out), ``/predict`` (adds an image upload;
 one forward pass of the digits model) and ``/frame`` (adds one file download: a frame of
-the last morph).  A ``/morph`` request pays the upload, the queue round trip and five
-downloads on top of its work.
+the last morph).  A ``/morph`` request pays the upload, the queue round trip and three
+downloads (video, frame, change map) on top of its work.
 Times are medians over ``--repeats`` runs after one warm-up.  Run::
 
     python benchmarks/bench_app.py [--repeats 5] [--threads 1] [--write /tmp/app.md]
@@ -138,7 +139,7 @@ def bench_case(label, model_id, image, target, budget, engine, clients, repeats)
     size = tuple(engine.registry.choice(model_id).entry.input_size)
     x = fit_to_size(load_image(path).image, size)[0]
 
-    server: list[float] = []  # the server's own time per default-client request (summary["seconds"])
+    server: list[dict] = []  # the server's own times per default-client request (summary["seconds"])
 
     def app_call(client, record: bool = False):
         outputs = client.predict(
@@ -151,7 +152,7 @@ def bench_case(label, model_id, image, target, budget, engine, clients, repeats)
             api_name="/morph",
         )
         if record:
-            server.append(sum(outputs[6]["seconds"].values()))
+            server.append(outputs[6]["seconds"])
 
     steps = {
         "morph": lambda: morph(model, x, target, frames=FRAMES, budget=budget),
@@ -167,11 +168,16 @@ def bench_case(label, model_id, image, target, budget, engine, clients, repeats)
             runs[key].append(timed(fn))
     med = {k: statistics.median(v) for k, v in runs.items()}
     server = server[1:]  # after the warm-up
+    work = [s["morph"] + s["render"] for s in server]
     return dict(
         name=label,
         **med,
-        server=statistics.median(server),
-        serving=statistics.median(a - w for a, w in zip(runs["app"], server, strict=True)),
+        server=statistics.median(work),
+        server_morph=statistics.median(s["morph"] for s in server),
+        server_render=statistics.median(s["render"] for s in server),
+        server_render_cpu=statistics.median(s["render_cpu"] for s in server),
+        render_share=statistics.median(s["render"] / s["morph"] for s in server),
+        serving=statistics.median(a - w for a, w in zip(runs["app"], work, strict=True)),
         overhead=med["app"] / med["library"] - 1,
         overhead_local=med["app_local"] / med["library"] - 1,
         vs_morph=med["app"] / med["morph"],
@@ -206,6 +212,60 @@ def bench_floor(client, repeats: int) -> dict[str, float]:
     return {k: statistics.median(v) for k, v in runs.items()}
 
 
+def bench_renders(engine, repeats: int) -> list[dict]:
+    """The app's render of a morph now, against rendering everything at once as the app did
+    before (MP4 with x264's default preset, GIF, matplotlib plot as PNG, change map), on the
+    same morph in this process, interleaved: wall and CPU seconds (this thread and ffmpeg)."""
+    from PIL import Image
+
+    from morphlib.app.engine import _render_cpu, video_side
+    from morphlib.render import annotated_frames, change_map, probability_plot, write_gif, write_mp4
+
+    rows = []
+    for label, model_id, image, target, budget in CASES:
+        s = Settings(model=model_id, target=target, mode="budget", strength=budget, frames=FRAMES)
+        out = engine.morph(str(ROOT / image), s)
+        r, folder = out.result, out.video.parent
+
+        def now(s=s, path=str(ROOT / image)):  # Engine.morph, which times its own render
+            return engine.morph(path, s).summary["seconds"]
+
+        def eager(r=r, folder=folder):
+            wall, cpu = time.perf_counter(), _render_cpu()
+            frames = annotated_frames(r, min_side=video_side(r))
+            write_mp4(frames, folder / "eager.mp4", preset="medium")
+            write_gif(frames, folder / "eager.gif")
+            probability_plot(r, folder / "eager.png")
+            Image.fromarray(change_map(r)).save(folder / "eager-change.png")
+            return {"render": time.perf_counter() - wall, "render_cpu": _render_cpu() - cpu}
+
+        runs: dict[str, list[dict]] = {"now": [], "eager": []}
+        eager()
+        for _ in range(repeats):
+            runs["now"].append(now())
+            runs["eager"].append(eager())
+        med = {
+            k: {m: statistics.median(x[m] for x in v) for m in ("render", "render_cpu")}
+            for k, v in runs.items()
+        }
+        rows.append(dict(name=label, **{f"{k}_{m}": v[m] for k, v in med.items() for m in v}))
+    return rows
+
+
+def renders_table(rows: list[dict]) -> str:
+    lines = [
+        "| case | render now: wall (s) | CPU (s) | everything at once (MP4 default preset, GIF, plot PNG): "
+        "wall (s) | CPU (s) |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['name']} | {r['now_render']:.3f} | {r['now_render_cpu']:.3f} | {r['eager_render']:.3f} "
+            f"| {r['eager_render_cpu']:.3f} |"
+        )
+    return "\n".join(lines)
+
+
 def split_table(rows: list[dict]) -> str:
     lines = [
         "| case | library (s) | app (s) | of which the server's work (s) | serving + transport (s) "
@@ -216,6 +276,23 @@ def split_table(rows: list[dict]) -> str:
         lines.append(
             f"| {r['name']} | {r['library']:.3f} | {r['app']:.3f} | {r['server']:.3f} | {r['serving']:.3f} "
             f"| {r['server'] / r['library']:.2f}x |"
+        )
+    return "\n".join(lines)
+
+
+def goals_table(rows: list[dict]) -> str:
+    """The latency goals: rendering <= 0.15 s (bundled models) and <= 20 % of the morph (ResNet-50),
+    a whole /morph request <= 0.5 s on a bundled model."""
+    lines = [
+        "| case | morph, in the server (s) | render, in the server (s) | render's CPU time (s) "
+        "| render / morph | serving + transport (s) | whole /morph request (s) |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['name']} | {r['server_morph']:.3f} | {r['server_render']:.3f} "
+            f"| {r['server_render_cpu']:.3f} "
+            f"| {100 * r['render_share']:.0f} % | {r['serving']:.3f} | {r['app']:.3f} |"
         )
     return "\n".join(lines)
 
@@ -250,6 +327,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--threads", type=int, default=None, help="torch threads, here and in the app")
     parser.add_argument("--write", default=None, help="also write the table (markdown) to this file")
+    parser.add_argument("--renders-only", action="store_true", help="only the render table, no server")
     args = parser.parse_args()
     threads = args.threads or torch.get_num_threads()
     torch.set_num_threads(threads)
@@ -267,6 +345,16 @@ def main() -> None:
             GRADIO_ANALYTICS_ENABLED="False",
         )
         os.environ.update(HF_HUB_CACHE=env["HF_HUB_CACHE"], HF_HUB_OFFLINE="1")
+        if args.renders_only:
+            engine = Engine(
+                ModelRegistry(manifest, device="cpu"), cache=GradientCache(), outputs=OutputDirs()
+            )
+            load = os.getloadavg()[0]
+            print(
+                f"load average {load:.1f}; medians of {args.repeats}\n"
+                + renders_table(bench_renders(engine, args.repeats))
+            )
+            return
         proc, url = start_app(manifest, env, folder / "app.log")
         try:
             engine = Engine(
@@ -282,6 +370,7 @@ def main() -> None:
                 name: bench_floor(client, args.repeats)
                 for name, client in zip(("default", "ssl_verify=False"), clients, strict=True)
             }
+            renders = bench_renders(engine, args.repeats)
             load_after = os.getloadavg()[0]
         finally:
             proc.terminate()
@@ -293,35 +382,24 @@ def main() -> None:
         f"medians of {args.repeats} runs"
     )
     text = (
-        table(rows)
+        "Where a `/morph` request's time goes (medians; morph and render are `Engine.morph`'s own "
+        "`seconds`, measured inside the server; serving + transport is the rest of the request):\n\n"
+        + goals_table(rows)
+        + "\n\nThe app against the direct library call:\n\n"
+        + table(rows)
         + "\n\nWhere an app request's time goes (default client; the server's work is the time "
         + "`Engine.morph` reports in the summary, measured inside the server):\n\n"
         + split_table(rows)
+    )
+    text += (
+        "\n\nThe render alone, in this process, against rendering everything at once (same morphs, "
+        "interleaved):\n\n" + renders_table(renders)
     )
     text += "\n\nFloor of a request (near-empty requests, same runs):\n\n" + floor_table(floors)
     print(info)
     print(text)
     if args.write:
-        Path(args.write).write_text(
-            "# App latency benchmark\n\n"
-            "`python benchmarks/bench_app.py`: one `/morph` request through `gradio_client` against "
-            "`python app.py` in another process, against the direct library call that produces the same "
-            "outputs in-process (`Engine.morph`: decode, gradient, morph, annotated MP4 + GIF, probability "
-            "plot, change map), and against `morph()` alone. No gradient cache on either side. "
-            "*App overhead* = app / library - 1 (goal: under 20 %): upload, queue, serving and "
-            "downloading the five files.\n\n"
-            f"{info}\n\n{text}\n\n"
-            "Reading the numbers. The app's own work per request (Gradio's pre- and post-processing, "
-            "the permalink, the scrubber frame; timed inside the server while profiling) is some 30 ms. "
-            "The rest of the gap is the client: "
-            "`gradio_client` opens a new HTTP client, with a TLS context loaded from the CA bundle even "
-            "for `http://`, for the upload and for each of the five returned files (about 20 ms each; "
-            "the *ssl_verify=False* column shows the same requests without that cost), and polls for "
-            "queue messages every 50 ms. That fixed ~0.1-0.25 s dominates a 32 x 32 morph, whose whole "
-            "request takes a few tenths of a second, and fades for a 224 x 224 one, where the goal is "
-            "met. The machine is shared (2 cores, other jobs running): repeated runs move the ratios "
-            "by several points.\n"
-        )
+        Path(args.write).write_text(f"# App latency benchmark\n\n{info}\n\n{text}\n")
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ One server for the module, bundled models only, small frame counts.
 from __future__ import annotations
 
 import io
+import json
 import shutil
 import signal
 from concurrent.futures import ThreadPoolExecutor
@@ -75,10 +76,13 @@ def test_predict_gives_top5_and_suggests_the_runner_up(client):
 def test_morph_returns_a_video_with_the_requested_frames_and_a_rising_target(client):
     video, gif, scrubber, frame, plot, change, summary, message, link, budget = morph(client, frames=6)
     assert Path(video).suffix == ".mp4" and mp4_frames(video) == 2 * 6 - 2  # forward and back
-    with Image.open(gif) as g:
+    assert gif is None  # made when asked for
+    with Image.open(client.predict(api_name="/gif")) as g:
         assert g.n_frames == 2 * 6 - 2
-    for path in (frame, plot, change):
+    for path in (frame, change):
         assert Path(path).is_file() and Path(path).stat().st_size > 1000
+    assert plot["columns"] == ["α", "probability", "class"]  # the plot's data, drawn by the browser
+    assert {row[2] for row in plot["data"]} == {"source: 3", "target: 9"} and len(plot["data"]) == 2 * 6
     frames = summary["frames"]
     assert len(frames) == 6 and summary["target"]["label"] == "9"
     assert frames[-1]["p_target"] > frames[0]["p_target"]
@@ -168,13 +172,15 @@ def test_restore_refuses_a_query_that_is_not_text(client, query):
     assert "AttributeError" not in str(err.value)
 
 
-def test_luma_only_is_parsed_not_cast(server):
-    app = server[0]
-    values = ["digits-cnn", "9", "csp-phase", "frozen", "auto", 0, 0, 8, 0, "octave", "false", 0, 0]
-    assert app.settings_from(*values).luma_only is False
-    assert app.settings_from(*values[:10], "1", 0, 0).luma_only is True
-    with pytest.raises(ValueError, match="luma_only must be true or false"):
-        app.settings_from(*values[:10], "maybe", 0, 0)
+@pytest.mark.parametrize(("luma", "expected"), [("false", False), ("1", True), (None, False)])
+def test_luma_only_is_parsed_not_cast(client, luma, expected):
+    summary = morph(client, frames=2, luma_only=luma)[6]
+    assert summary["settings"]["luma_only"] is expected
+
+
+def test_a_bad_boolean_is_refused(client):
+    with pytest.raises(AppError, match="luma_only must be true or false"):
+        morph(client, frames=2, luma_only="maybe")
 
 
 def test_a_permalink_to_a_model_with_broken_weights_keeps_the_page(server, tmp_path, monkeypatch):
@@ -392,7 +398,17 @@ def test_a_failing_example_clears_the_previous_answer(server):
     out = fresh.predict(handle_file(cat), "resnet50-l2-eps3", api_name="/pick_example")
     top5, message = out[0], out[2]
     assert not top5.get("confidences") and message.startswith("⚠")
-    assert all(v is None for v in (out[3], out[4], out[6], out[7], out[8], out[9]))
+    video, gif, frame, plot, change, summary, numbers = (
+        out[3],
+        out[4],
+        out[6],
+        out[7],
+        out[8],
+        out[9],
+        out[10],
+    )
+    assert all(v is None for v in (video, gif, frame, change, summary))
+    assert plot["data"] == [] and numbers["data"] == []
 
 
 def _has_example(name):
@@ -401,3 +417,190 @@ def _has_example(name):
         return True
     except ValueError:
         return False
+
+
+# --------------------------------------------------------------------- honest outputs
+def follow_up(demo, api_name: str, on: str):
+    """The event that runs after the endpoint ``api_name`` when it fails (``on="failure"``) or succeeds."""
+    first = next(fn for fn in demo.fns.values() if fn.api_name == api_name)
+    flag = "trigger_only_on_failure" if on == "failure" else "trigger_only_on_success"
+    return next(fn for fn in demo.fns.values() if fn.trigger_after == first._id and getattr(fn, flag))
+
+
+def as_browser(url: str, fn, session: str, data: list) -> tuple[list, bool]:
+    """Run event ``fn`` for ``session`` the way the page does (Gradio's queue: join, then read the
+    stream); returns its outputs and whether it succeeded."""
+    with httpx.Client(base_url=url, timeout=60, trust_env=False) as http:
+        body = {
+            "data": data,
+            "fn_index": fn._id,
+            "session_hash": session,
+            "event_data": None,
+            "trigger_id": None,
+        }
+        http.post("gradio_api/queue/join", json=body).raise_for_status()
+        with http.stream("GET", "gradio_api/queue/data", params={"session_hash": session}) as stream:
+            for line in stream.iter_lines():
+                message = json.loads(line[5:]) if line.startswith("data:") else {}
+                if message.get("msg") == "process_completed":
+                    return message["output"].get("data"), message["success"]
+    raise AssertionError("the event did not complete")
+
+
+def test_a_failed_morph_clears_every_output_it_would_have_filled(server):
+    app, url, _ = server
+    fresh = Client(url, verbose=False)
+    morph(fresh, frames=3)
+    assert fresh.predict(2, api_name="/frame") is not None  # a result is shown
+    with pytest.raises(AppError, match="cannot be reached"):
+        morph(fresh, strength=1000.0)
+    cleanup = follow_up(app.DEMO, "morph", "failure")
+    run = next(fn for fn in app.DEMO.fns.values() if fn.api_name == "morph")
+    assert set(run.outputs[:-2]) <= set(cleanup.outputs)  # all but the permalink and the compare budget
+    outputs, ok = as_browser(url, cleanup, fresh.session_hash, [])
+    assert ok
+    video, gif, _, frame, plot, change, summary = outputs[:7]  # then the session's result, numbers, status
+    numbers, status = outputs[-2:]
+    assert all(v is None for v in (video, gif, frame, change, summary))
+    assert plot["data"] == [] and numbers["data"] == []
+    assert status.startswith("⚠ The morph failed:") and "cannot be reached" in status
+    with pytest.raises(AppError, match="morph an image first"):  # the session's result is gone too
+        fresh.predict(0, api_name="/frame")
+
+
+def test_a_failed_prediction_clears_the_top5_and_the_morph(server, tmp_path):
+    app, url, _ = server
+    fresh = Client(url, verbose=False)
+    morph(fresh, frames=3)
+    bad = tmp_path / "notes.png"
+    bad.write_bytes(b"not an image")
+    with pytest.raises(AppError, match="not an image"):
+        fresh.predict(handle_file(str(bad)), MODEL, api_name="/predict")
+    cleanup = follow_up(app.DEMO, "predict", "failure")
+    predict = next(fn for fn in app.DEMO.fns.values() if fn.api_name == "predict")
+    assert set(predict.outputs) <= set(cleanup.outputs)
+    outputs, ok = as_browser(url, cleanup, fresh.session_hash, [MODEL])
+    top5, target, status, video = outputs[:4]
+    assert ok and not top5.get("confidences") and video is None
+    assert [c[1] for c in target["choices"]] == [str(d) for d in range(10)] and target["value"] is None
+    assert status.startswith("⚠ Classifying the image failed:") and "not an image" in status
+    with pytest.raises(AppError, match="morph an image first"):
+        fresh.predict(0, api_name="/frame")
+
+
+def test_a_failed_comparison_clears_its_outputs(server):
+    app, url, _ = server
+    fresh = Client(url, verbose=False)
+    with pytest.raises(AppError, match="unknown class"):
+        fresh.predict(handle_file(DIGIT), MODEL, "eleven", 3.0, frames=3, api_name="/compare")
+    cleanup = follow_up(app.DEMO, "compare", "failure")
+    compare = next(fn for fn in app.DEMO.fns.values() if fn.api_name == "compare")
+    assert set(compare.outputs) == set(cleanup.outputs)
+    (video, table, status), ok = as_browser(url, cleanup, fresh.session_hash, [])
+    assert ok and video is None and table["data"] == []
+    assert status.startswith("⚠ The comparison failed:") and "unknown class 'eleven'" in status
+
+
+def test_every_morph_event_clears_on_failure_and_fills_the_table_on_success(server):
+    demo = server[0].DEMO
+    morphs = [fn for fn in demo.fns.values() if getattr(fn.fn, "__name__", "") in ("run_morph", "morph_if")]
+    assert len(morphs) == 3  # the button, strength/frames changes, a permalink with run=1
+    for fn in morphs:
+        after = [f for f in demo.fns.values() if f.trigger_after == fn._id]
+        assert {f.fn.__name__ for f in after if f.trigger_only_on_failure} == {"morph_failed"}
+        assert {f.fn.__name__ for f in after if f.trigger_only_on_success} == {"numbers_table"}
+
+
+# --------------------------------------------------------------------- what the page opens on
+def test_the_space_preloads_the_imagenet_models_offered_first():
+    import yaml
+
+    from morphlib.zoo import read_manifest
+
+    meta = yaml.safe_load((ROOT / "README.md").read_text().split("---\n")[1])
+    zoo = read_manifest()
+    preloaded = [tuple(line.split()) for line in meta["preload_from_hub"]]
+    wanted = [zoo["resnet50-l2-eps3"], zoo["resnet50"]]  # the robust checkpoint first, as the app offers
+    assert preloaded == [(e.hub_repo, e.hub_filename) if e.hub_filename else (e.hub_repo,) for e in wanted]
+
+
+def robust_resnet_in_cache(cache: Path) -> None:
+    """The robust ResNet-50 checkpoint (random weights, the Madry lab's layout) in a Hub cache."""
+    import torch
+    import torchvision
+
+    from morphlib.zoo import read_manifest
+
+    entry = read_manifest()["resnet50-l2-eps3"]
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    repo = cache / ("models--" + entry.hub_repo.replace("/", "--"))
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text(commit)
+    (repo / "snapshots" / commit).mkdir(parents=True)
+    torch.manual_seed(0)
+    weights = torchvision.models.resnet50().state_dict()
+    model = {f"module.model.{k}": v for k, v in weights.items()}
+    model["module.normalizer.new_mean"] = torch.tensor(entry.mean).view(3, 1, 1)
+    model["module.normalizer.new_std"] = torch.tensor(entry.std).view(3, 1, 1)
+    torch.save({"model": model, "epoch": 90}, repo / "snapshots" / commit / entry.hub_filename)
+
+
+class PageRequest:
+    def __init__(self, **query):
+        self.query_params = query
+        self.headers: dict = {}
+
+
+def test_the_page_opens_on_the_robust_imagenet_model_when_it_is_there(server, tmp_path, monkeypatch):
+    app = server[0]
+    assert app.start_example().name == "digit-3"  # offline, nothing cached: the bundled digits
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
+    robust_resnet_in_cache(tmp_path / "hub")
+    assert app.start_example().name == "cat" and server[2].registry.default() == "resnet50-l2-eps3"
+    image, model, *_, top5, status, info, run = app.on_load(PageRequest())
+    assert image.endswith("cat.jpg") and model["value"] == "resnet50-l2-eps3" and run is False
+    assert len(top5) == 5 and "suggested target" in status and "ε = 3" in info
+    groups = app._example_groups(app.load_examples())
+    assert {e.name for e in groups[0][0]} >= {"cat", "digit-3"} and len(groups) == 1
+
+
+def test_page_load_downloads_nothing(server, monkeypatch):
+    app, _, engine = server
+    monkeypatch.setattr(engine.registry, "load", lambda *a: pytest.fail("a model was loaded"))
+    out = app.on_load(PageRequest(example="cat", model="resnet50-l2-eps3", run="1"))
+    image, model, status, run = out[0], out[1], out[-3], out[-1]
+    assert image.endswith("cat.jpg") and model["value"] == "resnet50-l2-eps3"
+    assert "not on this machine yet" in status and run is False
+    assert len(out[2]["choices"]) == 1000  # the targets: ImageNet's labels, from the zoo
+
+
+def test_examples_are_cached_lazily_on_a_space_only_where_the_model_is(server, monkeypatch):
+    app = server[0]
+    monkeypatch.setattr(app, "ON_SPACE", True)
+    (ready, cached), (later, not_cached) = app._example_groups(app.load_examples())
+    assert cached and not not_cached
+    assert "digit-3" in {e.name for e in ready} and "cat" in {e.name for e in later}
+    monkeypatch.setattr(app, "ON_SPACE", False)
+    assert not any(cache for _, cache in app._example_groups(app.load_examples()))
+
+
+# --------------------------------------------------------------------- ZeroGPU
+def test_on_zerogpu_a_second_request_neither_reloads_the_model_nor_loses_the_gradient(tmp_path):
+    """``python app.py`` with ``SPACES_ZERO_GPU`` set and a stand-in ``spaces`` whose ``@GPU``
+    runs the call in a forked child: models are loaded once, in the main process, at start; the
+    gradient computed in the first call's child is still there for the second call."""
+    standin = ROOT / "tests" / "zerogpu"
+    with app_process(tmp_path, SPACES_ZERO_GPU="1", PYTHONPATH=str(standin)) as (proc, port, log):
+        text = wait_for_log(proc, log, f"127.0.0.1:{port}", timeout=180)
+        assert "ZeroGPU: preloaded" in text and MODEL in text.split("ZeroGPU: preloaded")[1].split("\n")[0]
+        client = Client(f"http://127.0.0.1:{port}/", verbose=False, download_files=str(tmp_path / "dl"))
+        first = morph(client, target="5", frames=4)[6]
+        second = morph(client, target="5", frames=6)[6]
+        text = log.read_text()
+    assert first["gradient_cached"] is False and second["gradient_cached"] is True
+    assert len(second["frames"]) == 6
+    children = {int(line.rsplit(" ", 1)[1]) for line in text.splitlines() if "ran in child" in line}
+    assert len(children) == 2 and proc.pid not in children, text  # each call ran in its own fork
+    loads = [line for line in text.splitlines() if " loaded " in line and " in process " in line]
+    assert loads and all(line.endswith(f"in process {proc.pid}") for line in loads), text
+    assert sum(f"loaded {MODEL} " in line for line in loads) == 1

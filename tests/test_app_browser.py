@@ -91,6 +91,14 @@ def test_load_an_example_morph_and_see_the_video(page, url, tmp_path):
     link = page.locator("#permalink textarea").input_value()
     for part in ("example=digit-7", "family=pixel", "target=3", "strength=20"):
         assert part in link, link
+    page.get_by_role("tab", name="Morph").click()
+    assert page.locator("#numbers").get_by_text("p(target)").count() >= 1  # the per-frame table
+    page.locator("#mode").get_by_text("budget", exact=True).click()  # a budget no pixel edit reaches
+    page.locator("#strength input").fill("100000")
+    page.locator("#run").click()
+    page.locator("#status").get_by_text("The morph failed").wait_for()
+    assert "cannot be reached" in page.locator("#status").inner_text()
+    page.wait_for_function("() => !document.querySelector('#video video')")  # the old video is gone
 
 
 def test_a_permalink_restores_its_settings_and_runs(page, url, tmp_path):

@@ -25,6 +25,7 @@ from morphlib.app.engine import (
     GradientCache,
     ModelRegistry,
     OutputDirs,
+    _revive,
     device_problem,
 )
 from morphlib.app.examples import example_by_name, find_example, load_examples
@@ -357,8 +358,14 @@ def test_morph_renders_and_caches_the_gradient(engine):
     assert first.result.target_probs[-1] > first.result.target_probs[0]
     count, _ = imageio_ffmpeg.count_frames_and_secs(str(first.video))
     assert count == 2 * 5 - 2
-    for path in (first.gif, first.plot, first.change):
-        assert path.is_file() and path.stat().st_size > 0
+    assert first.change.is_file() and first.change.stat().st_size > 0
+    assert first.frames.shape[0] == 5 and first.frames.shape[2] == 256  # drawn once, for video and scrubber
+    curves = first.curves  # the plot's data: one row per frame and class
+    assert len(curves) == 10 and set(curves["class"]) == {"source: 3", "target: 9"}
+    assert first.gif is None  # the GIF only when asked for
+    gif = engine.gif(first)
+    with Image.open(gif) as g:
+        assert g.n_frames == 2 * 5 - 2 and engine.gif(first) == gif
     assert first.summary["gradient_cached"] is False and len(first.summary["frames"]) == 5
     seconds = first.summary["seconds"]  # the server's own time, as the app benchmark reads it
     assert seconds["morph"] > 0 and seconds["render"] > 0 and seconds["morph"] + seconds["render"] <= wall
@@ -516,3 +523,29 @@ def test_output_dirs_are_pruned_and_removed(tmp_path):
     assert len(alive) == 3 and alive == made[-3:]
     outputs.cleanup()
     assert not (tmp_path / "root").exists()
+
+
+def test_gradients_travel_between_processes_as_bytes(engine):
+    """What a ZeroGPU call exports (tensors on the CPU, no model) revives into the same gradient."""
+    s = Settings(model="digits-cnn-robust", target="4", mode="budget", strength=2.0, frames=3)
+    engine.cache.export()  # forget what earlier tests computed
+    first = engine.morph(DIGIT, s)
+    exported = engine.cache.export()
+    assert len(exported) == 1 and isinstance(exported[0][1], bytes) and engine.cache.export() == []
+    home = GradientCache(4)
+    home.add_exported(exported)
+    key, _ = exported[0]
+    model = engine.registry.load("digits-cnn-robust")
+    revived, cached = home.get(key, lambda: pytest.fail("recomputed"), revive=lambda d: _revive(d, model))
+    original = engine.cache.get(key, lambda: pytest.fail("recomputed"))[0]
+    assert cached and revived.model is model and revived.target == original.target
+    assert all(torch.equal(a, b) for a, b in zip(revived.direction, original.direction, strict=True))
+    assert torch.equal(revived.render([1.0]), original.render([1.0]))
+    assert first.result.frames.shape[0] == 3
+
+
+def test_preloaded_models_are_never_evicted():
+    registry = ModelRegistry(capacity=1)
+    ready = registry.preload()
+    assert "digits-cnn-robust" in ready and len(ready) > 1
+    assert {mid for mid, _ in registry._loaded} == set(ready)  # more than its capacity of 1

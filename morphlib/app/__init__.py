@@ -1,4 +1,4 @@
-"""What the Gradio app (``app.py``) needs besides Gradio: UI-independent and tested on its own.
+"""What the Gradio app (``app.py``) is built from, tested on its own (only ``ui`` imports Gradio).
 
 * :mod:`~morphlib.app.images`: decoding uploads safely (size and decompression-bomb limits,
   every common mode) and fitting them to a model;
@@ -6,5 +6,7 @@
   (URL query parameters);
 * :mod:`~morphlib.app.examples`: the example images under ``assets/examples``;
 * :mod:`~morphlib.app.engine`: models, the cached gradients, and one call per UI action
-  (predict, morph, compare families) that returns files ready to show.
+  (predict, morph, compare families) that returns files ready to show;
+* :mod:`~morphlib.app.ui`: the only Gradio-dependent part: the raw image input, errors as
+  messages, and the settings' widgets and handler signatures built from the settings.
 """

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import atexit
 import hashlib
+import logging
 import math
 import os
 import pickle
@@ -39,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import torch
 from PIL import Image
 from safetensors import SafetensorError
@@ -50,7 +52,8 @@ from morphlib.render import (
     annotated_frames,
     change_map,
     message_tile,
-    probability_plot,
+    open_mp4,
+    ping_pong,
     side_by_side,
     write_gif,
     write_mp4,
@@ -61,13 +64,24 @@ from morphlib.zoo import ModelUnavailableError, ZooEntry, list_models, load, rea
 from .images import fit_to_size, load_image
 from .settings import Settings
 
-#: Preferred default models, first available wins.
-DEFAULT_MODELS = ("digits-cnn-robust", "orientation-cnn-robust", "shapes-cnn-robust", "digits-cnn")
+#: Preferred default models, first available wins: the paper's robust ImageNet ResNet-50 when it
+#: loads without a download (cached, or preloaded on a Space), else the best bundled model.
+DEFAULT_MODELS = (
+    "resnet50-l2-eps3",
+    "mnist-cnn-robust",
+    "digits-cnn-robust",
+    "orientation-cnn-robust",
+    "shapes-cnn-robust",
+    "digits-cnn",
+)
 #: The families of the "compare families" view, in display order.
 COMPARE_FAMILIES = ("pixel", "fourier-phase", "csp-phase", "csp-joint")
 FPS = 8.0
+#: x264 preset of the app's videos: the fastest (see :func:`morphlib.render.write_mp4`).
+VIDEO_PRESET = "ultrafast"
 
 Progress = Callable[[float, str], None]
+log = logging.getLogger("morphlib.app")
 
 __all__ = [
     "COMPARE_FAMILIES",
@@ -144,6 +158,7 @@ class ModelRegistry:
         self.capacity = capacity
         self.extra = dict(extra or {})
         self._loaded: OrderedDict[tuple[str, str], nn.Module] = OrderedDict()
+        self._pinned: set[tuple[str, str]] = set()  # preloaded: never evicted
         self._lock = threading.Lock()
         self._loading: dict[tuple[str, str], threading.Lock] = {}
 
@@ -212,11 +227,24 @@ class ModelRegistry:
                     self._loaded.move_to_end(key)
                     return self._loaded[key]
             model = self._load(choice, device)
+            log.info("loaded %s on %s in process %d", choice.id, device, os.getpid())
             with self._lock:
                 self._loaded[key] = model
-                while len(self._loaded) > self.capacity:
-                    self._loaded.popitem(last=False)
+                evictable = [k for k in self._loaded if k not in self._pinned]
+                for old in evictable[: max(0, len(evictable) - self.capacity)]:
+                    del self._loaded[old]
             return model
+
+    def preload(self) -> list[str]:
+        """Load every model that loads without a download, on this registry's device, and keep them
+        (never evicted). On a ZeroGPU Space this runs in the main process at start: a model loaded
+        inside a ``@spaces.GPU`` call (a forked process) would be gone when the call returns."""
+        ready = [c.id for c in self.choices() if c.available]
+        for model_id in ready:
+            self.load(model_id)
+            with self._lock:
+                self._pinned.add((model_id, str(self.device_for())))
+        return ready
 
     def _load(self, choice: ModelChoice, device: torch.device) -> nn.Module:
         if choice.location == "extra":
@@ -303,27 +331,82 @@ class GradientCache:
         self.capacity = capacity
         self.hits = 0
         self.misses = 0
-        self._items: OrderedDict[Hashable, Gradient] = OrderedDict()
+        self._items: OrderedDict[Hashable, Gradient | bytes] = OrderedDict()
+        self._new: list[Hashable] = []  # computed here since the last export()
         self._lock = threading.Lock()
 
-    def get(self, key: Hashable, compute: Callable[[], Gradient]) -> tuple[Gradient, bool]:
-        """The cached gradient for ``key`` (and True), or ``compute()`` stored (and False)."""
+    def get(
+        self,
+        key: Hashable,
+        compute: Callable[[], Gradient],
+        revive: Callable[[bytes], Gradient] | None = None,
+    ) -> tuple[Gradient, bool]:
+        """The cached gradient for ``key`` (and True), or ``compute()`` stored (and False).
+
+        An entry brought from another process (:meth:`add_exported`) is bytes until ``revive``
+        turns it into a gradient again, which then replaces it.
+        """
         with self._lock:
-            if key in self._items:
+            item = self._items.get(key)
+            if item is not None:
                 self._items.move_to_end(key)
                 self.hits += 1
-                return self._items[key], True
+        if item is not None:
+            if isinstance(item, bytes):
+                item = revive(item) if revive is not None else _revive(item)
+                self._store(key, item)
+            return item, True
         value = compute()
         with self._lock:
             self.misses += 1
+        self._store(key, value)
+        with self._lock:
+            self._new.append(key)
+        return value, False
+
+    def _store(self, key: Hashable, value: Gradient | bytes) -> None:
+        with self._lock:
             if self.capacity > 0:
                 self._items[key] = value
+                self._items.move_to_end(key)
                 while len(self._items) > self.capacity:
                     self._items.popitem(last=False)
-        return value, False
+
+    def export(self) -> list[tuple[Hashable, bytes]]:
+        """The gradients computed in this process since the last export, as bytes a process without
+        the model or the device can keep: tensors on the CPU, the model left out (a ZeroGPU call
+        runs in a forked process, whose own cache is gone when it returns)."""
+        with self._lock:
+            keys, self._new = self._new, []
+            items = [(k, self._items[k]) for k in keys if k in self._items]
+        return [(k, _portable(g)) for k, g in items if not isinstance(g, bytes)]
+
+    def add_exported(self, entries: list[tuple[Hashable, bytes]]) -> None:
+        """Keep gradients another process computed (:meth:`export`); revived on first use."""
+        for key, data in entries:
+            self._store(key, data)
 
     def __len__(self) -> int:
         return len(self._items)
+
+
+def _portable(grad: Gradient) -> bytes:
+    import copy
+    import io
+
+    light = copy.copy(grad)
+    light.model = None  # the process that revives it has the model (preloaded) itself
+    buffer = io.BytesIO()
+    torch.save(light, buffer)
+    return buffer.getvalue()
+
+
+def _revive(data: bytes, model: nn.Module | None = None, device: torch.device | str = "cpu") -> Gradient:
+    import io
+
+    grad = torch.load(io.BytesIO(data), map_location=device, weights_only=False)  # our own bytes
+    grad.model = model
+    return grad
 
 
 class OutputDirs:
@@ -377,20 +460,23 @@ class Prediction:
 class MorphOutput:
     """A morph and its renders.
 
-    ``video`` (looping MP4, forward and back, probabilities drawn on every frame), ``gif``
-    (the same), ``plot`` (source/target probability along the morph), ``change`` (heat map
-    of where the last frame differs from the input); ``summary`` is JSON-ready.
+    ``frames`` (every frame enlarged, probabilities drawn under it: drawn once, for the
+    video and the scrubber alike), ``video`` (looping MP4 of them, forward and back),
+    ``curves`` (source and target probability along the morph, one row per frame and class,
+    for a plot), ``change`` (heat map of where the last frame differs from the input);
+    ``summary`` is JSON-ready. ``gif`` is written only when asked for (:meth:`Engine.gif`).
     """
 
     result: MorphResult
+    frames: np.ndarray
     video: Path
-    gif: Path
-    plot: Path
+    curves: pd.DataFrame
     change: Path
     summary: dict
     message: str
     cached: bool
     auto: AutoStrength | None = None
+    gif: Path | None = None
 
 
 @dataclass
@@ -485,7 +571,11 @@ class Engine:
             target,
             tuple(sorted((k, repr(v)) for k, v in options.items())),
         )
-        return self.cache.get(key, lambda: gradient(p.model, p.image, target, **options))
+        return self.cache.get(
+            key,
+            lambda: gradient(p.model, p.image, target, **options),
+            revive=lambda data: _revive(data, p.model, p.image.device),
+        )
 
     def _target(self, p: _Prepared, s: Settings) -> int:
         with torch.no_grad():
@@ -548,15 +638,17 @@ class Engine:
             grad=grad,
             progress=step,
         )
-        computed = time.perf_counter()
+        computed, cpu = time.perf_counter(), _render_cpu()
         progress(0.75, "encoding the video")
         out = self.outputs.new("morph")
-        frames = annotated_frames(result, min_side=video_side(result))
-        video = write_mp4(frames, out / "morph.mp4", fps=self.fps)
-        gif = write_gif(frames, out / "morph.gif", fps=self.fps)
-        plot = probability_plot(result, out / "probabilities.png")
+        side = video_side(result)
+        first = annotated_frames(result, min_side=side, indices=[0])  # fixes the video's size
+        encoder = open_mp4(out / "morph.mp4", first.shape[1:3], fps=self.fps, preset=VIDEO_PRESET)
+        rest = annotated_frames(result, min_side=side, indices=range(1, len(result.frames)))
+        frames = np.concatenate([first, rest])  # drawn while ffmpeg starts
+        video = encoder.finish(ping_pong(frames))
         change = out / "change.png"
-        Image.fromarray(change_map(result)).save(change)
+        Image.fromarray(change_map(result)).save(change, compress_level=1)
         summary = result.summary()
         summary.update(
             model=p.model_id,
@@ -568,11 +660,21 @@ class Engine:
             seconds={
                 "morph": round(computed - started, 4),
                 "render": round(time.perf_counter() - computed, 4),
+                # CPU seconds the render used (this thread and ffmpeg): what it costs on a quiet
+                # machine, whatever else shares the cores
+                "render_cpu": round(_render_cpu() - cpu, 4),
             },
         )
         message = _morph_message(result, found, cached, notes)
         progress(1.0, "done")
-        return MorphOutput(result, video, gif, plot, change, summary, message, cached, found)
+        return MorphOutput(result, frames, video, curves(result), change, summary, message, cached, found)
+
+    def gif(self, out: MorphOutput) -> Path:
+        """The morph's looping GIF (the video's frames), written next to its video on first use."""
+        if out.gif is None or not out.gif.is_file():
+            out.video.parent.mkdir(parents=True, exist_ok=True)  # its folder may have been pruned
+            out.gif = write_gif(out.frames, out.video.parent / "morph.gif", fps=self.fps)
+        return out.gif
 
     def compare(
         self, image: Any, settings: Settings, budget: float | None = None, progress: Progress | None = None
@@ -639,12 +741,40 @@ class Engine:
             titles.append(family)
         progress(0.9, "encoding the video")
         out = self.outputs.new("compare")
-        video = write_mp4(side_by_side(ordered, titles), out / "compare.mp4", fps=self.fps)
+        video = write_mp4(
+            side_by_side(ordered, titles), out / "compare.mp4", fps=self.fps, preset=VIDEO_PRESET
+        )
         label = next(iter(results.values())).labels[target]
         lines = [f"All families at L2 budget **{budget:.3g}**, toward **{label}**."]
         lines += [f"- {family}: {msg}" for family, msg in failed.items()]
         progress(1.0, "done")
         return CompareOutput(video, rows, budget, "\n".join(lines), results)
+
+
+def curves(result: MorphResult) -> pd.DataFrame:
+    """Source and target probability at each frame's amplification, long-form (columns ``α``,
+    ``probability``, ``class``), as a line plot takes them."""
+    alphas = result.alphas.numpy().astype(float).round(5)
+    rows = {
+        f"source: {result.labels[result.source]}": result.source_probs,
+        f"target: {result.labels[result.target]}": result.target_probs,
+    }
+    return pd.concat(
+        pd.DataFrame({"α": alphas, "probability": probs.numpy().astype(float), "class": name})
+        for name, probs in rows.items()
+    )
+
+
+#: :func:`curves` of no morph: what a cleared plot shows.
+NO_CURVES = pd.DataFrame({"α": pd.Series(dtype=float), "probability": pd.Series(dtype=float), "class": ""})
+
+
+def _render_cpu() -> float:
+    """CPU seconds of this thread plus those of finished child processes (the ffmpeg encoders)."""
+    import resource
+
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return time.thread_time() + children.ru_utime + children.ru_stime
 
 
 def video_side(result: MorphResult) -> int:

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from morphlib.morph import REGIMES
@@ -36,19 +36,65 @@ MAX_ORIENTATIONS = 8
 #: Largest ``prob`` (auto mode's goal probability), for the UI's slider and the permalinks alike.
 MAX_PROB = 0.99
 
-#: Query parameter of each field (fields not listed use their own name).
-QUERY_NAMES = {"luma_only": "luma", "phase_cap": "cap", "smooth_sigma": "smooth"}
-_FIELD_OF = {v: k for k, v in QUERY_NAMES.items()}
-
 #: Gradio's own query parameters (``?view=api``, ``?__theme=dark``...), not settings: skipped silently.
 GRADIO_PARAMS = frozenset({"view"})
 
-__all__ = ["FAMILIES", "MAX_FRAMES", "MAX_PROB", "MODES", "Settings", "parse_bool"]
+__all__ = [
+    "FAMILIES",
+    "MAX_FRAMES",
+    "MAX_PROB",
+    "MODES",
+    "SPECS",
+    "UI_SETTINGS",
+    "Settings",
+    "Spec",
+    "Widget",
+    "parse_bool",
+]
+
+
+@dataclass(frozen=True)
+class Widget:
+    """How the app shows a setting; ``app.py`` turns it into a Gradio component (no Gradio here).
+
+    ``kind`` is ``"dropdown"``, ``"radio"``, ``"number"``, ``"slider"`` or ``"checkbox"``; a radio,
+    and a dropdown without choices of its own (the app fills in models and labels), take the
+    setting's ``choices``; a slider and a number its bounds.
+    """
+
+    kind: str
+    label: str
+    info: str = ""
+    elem_id: str | None = None
+    step: float | None = None
+
+
+@dataclass(frozen=True)
+class Spec:
+    """One setting: its name, type (``"str"``, ``"float"``, ``"int"``, ``"bool"``), default, allowed
+    values (``choices``, or ``low``..``high``), permalink parameter and widget (``None``: not shown)."""
+
+    name: str = ""
+    type: str = "str"
+    default: object = None
+    choices: tuple[str, ...] = ()
+    low: float | None = None
+    high: float | None = None
+    query: str = ""
+    widget: Widget | None = None
+
+
+def _setting(default: object, **spec: object) -> object:
+    return field(default=default, metadata={"spec": Spec(**spec)})
 
 
 @dataclass(frozen=True)
 class Settings:
     """Everything that decides a morph in the app.
+
+    Each field's :class:`Spec` (its bounds, its permalink parameter, its widget) is in the
+    field's metadata: :data:`SPECS` collects them, and the validation, the permalinks and
+    the app's widgets and handlers all read that one list.
 
     Attributes
     ----------
@@ -84,53 +130,109 @@ class Settings:
         Amplitude-weighted smoothing of the phase gradient, 0 for none.
     """
 
-    model: str = ""
-    target: str = ""
-    example: str = ""
-    family: str = "csp-phase"
-    regime: str = "frozen"
-    mode: str = "auto"
-    strength: float = 0.0
-    prob: float = 0.0
-    frames: int = 16
-    orientations: int = 0
-    bandwidth: str = "octave"
-    luma_only: bool = False
-    phase_cap: float = 0.0
-    smooth_sigma: float = 0.0
+    model: str = _setting(
+        "",
+        widget=Widget(
+            "dropdown",
+            "Model",
+            "✓ ready offline · ⬇ downloaded from the Hugging Face Hub on first use",
+            elem_id="model",
+        ),
+    )
+    target: str = _setting(
+        "",
+        widget=Widget("dropdown", "Target class", "type to search; default: the runner-up", elem_id="target"),
+    )
+    example: str = _setting("")
+    family: str = _setting(
+        "csp-phase", choices=FAMILIES, widget=Widget("radio", "Edit family", elem_id="family")
+    )
+    regime: str = _setting("frozen", choices=REGIMES, widget=Widget("radio", "Regime", elem_id="regime"))
+    mode: str = _setting(
+        "auto",
+        choices=MODES,
+        widget=Widget("radio", "Strength", "auto: smallest budget where the target wins", elem_id="mode"),
+    )
+    strength: float = _setting(
+        0.0,
+        low=0.0,
+        widget=Widget(
+            "number",
+            "L2 budget / amplification / auto cap",
+            "0 = default (RMS 0.05; auto: cap RMS 0.2)",
+            elem_id="strength",
+        ),
+    )
+    prob: float = _setting(
+        0.0,
+        low=0.0,
+        high=MAX_PROB,
+        widget=Widget("slider", "auto: target probability", "0 = becomes top-1", elem_id="prob", step=0.01),
+    )
+    frames: int = _setting(16, low=2, high=MAX_FRAMES, widget=Widget("slider", "Frames", elem_id="frames"))
+    orientations: int = _setting(
+        0,
+        low=0,
+        high=MAX_ORIENTATIONS,
+        widget=Widget("slider", "Orientations", "0 = 4 (octave) or 8 (sub-octave)", elem_id="orientations"),
+    )
+    bandwidth: str = _setting(
+        "octave", choices=tuple(sorted(BANDWIDTHS)), widget=Widget("radio", "Bandwidth", elem_id="bandwidth")
+    )
+    luma_only: bool = _setting(
+        False, query="luma", widget=Widget("checkbox", "Luma only (keep the colours)", elem_id="luma-only")
+    )
+    phase_cap: float = _setting(
+        0.0,
+        low=0.0,
+        high=100.0,
+        query="cap",
+        widget=Widget("number", "Phase cap (radians, 0 = none)", elem_id="phase-cap"),
+    )
+    smooth_sigma: float = _setting(
+        0.0,
+        low=0.0,
+        high=100.0,
+        query="smooth",
+        widget=Widget("number", "Phase smoothing σ (0 = none)", elem_id="smooth-sigma"),
+    )
 
     def validated(self) -> Settings:
         """The same settings with normalised types; raises ValueError naming the bad one."""
-        s = self
-        problems = [msg for f in fields(self) if (msg := _check(f.name, getattr(s, f.name))) is not None]
+        problems = [
+            msg for spec in SPECS.values() if (msg := _check(spec, getattr(self, spec.name))) is not None
+        ]
         if problems:
             raise ValueError("; ".join(problems))
-        return replace(
-            s,
-            model=str(s.model).strip(),
-            target=str(s.target).strip(),
-            example=str(s.example).strip(),
-            strength=float(s.strength),
-            prob=float(s.prob),
-            frames=int(s.frames),
-            orientations=int(s.orientations),
-            luma_only=bool(s.luma_only),
-            phase_cap=float(s.phase_cap),
-            smooth_sigma=float(s.smooth_sigma),
-        )
+        return replace(self, **{name: _TYPES[spec.type](getattr(self, name)) for name, spec in SPECS.items()})
+
+    @classmethod
+    def from_ui(cls, values: Mapping[str, object]) -> Settings:
+        """Validated settings from the app's widget values (or an API call's), by setting name:
+        an empty value means the default; texts are stripped, numbers and booleans parsed."""
+        parsed = {}
+        for name, value in values.items():
+            spec = SPECS[name]
+            if value is None or (value == "" and spec.type != "str"):
+                parsed[name] = spec.default
+            elif spec.type == "str":
+                parsed[name] = str(value)
+            else:
+                parsed[name] = value if isinstance(value, bool | int | float) else _parse(name, str(value))
+                if spec.type == "int" and not isinstance(parsed[name], bool):
+                    if float(parsed[name]) != int(float(parsed[name])):
+                        raise ValueError(f"{name} must be an integer, got {value}")
+                    parsed[name] = int(float(parsed[name]))
+        return cls(**parsed).validated()
 
     # ------------------------------------------------------------------ permalinks
     def to_query(self) -> str:
         """URL query string: model, target and example when set, then every non-default setting."""
-        defaults = Settings()
         pairs = []
-        for f in fields(self):
-            value = getattr(self, f.name)
-            always = f.name in ("model", "target", "example") and value not in ("", None)
-            if always or (
-                f.name not in ("model", "target", "example") and value != getattr(defaults, f.name)
-            ):
-                pairs.append((QUERY_NAMES.get(f.name, f.name), _format(value)))
+        for name, spec in SPECS.items():
+            value = getattr(self, name)
+            if value != spec.default or (name in ALWAYS_LINKED and value not in ("", None)):
+                pairs.append((spec.query, _format(value)))
         return urlencode(pairs)
 
     def link(self, base_url: str, run: bool = True) -> str:
@@ -155,29 +257,48 @@ class Settings:
             items = parse_qsl(text.lstrip("?"), keep_blank_values=True)
         else:
             items = list(query.items())
-        known = {f.name: f for f in fields(cls)}
         values: dict[str, object] = {}
         warnings = []
         for key, raw in items:
-            name = _FIELD_OF.get(key, key)
             if key == "run" or key in GRADIO_PARAMS or key.startswith("__"):
                 continue
-            if name not in known:
+            spec = _BY_QUERY.get(key)
+            if spec is None:
                 warnings.append(f"ignored unknown parameter {key!r}")
                 continue
             try:
-                value = _parse(name, str(raw))
-                problem = _check(name, value)
+                value = _parse(spec.name, str(raw))
+                problem = _check(spec, value)
             except ValueError as err:
                 problem = str(err)
             if problem is not None:
                 warnings.append(f"ignored {key}={raw!r}: {problem}")
                 continue
-            values[name] = value
+            values[spec.name] = value
         return cls(**values), warnings
 
     def as_dict(self) -> dict:
         return asdict(self)
+
+
+#: Every setting's :class:`Spec`, in field order, with its name, type, default and permalink
+#: parameter filled in from the field.
+SPECS: dict[str, Spec] = {
+    f.name: replace(
+        f.metadata["spec"],
+        name=f.name,
+        type=f.type,
+        default=f.default,
+        query=f.metadata["spec"].query or f.name,
+    )
+    for f in fields(Settings)
+}
+#: The settings the app shows, in the order of the API endpoints' named parameters.
+UI_SETTINGS: tuple[str, ...] = tuple(name for name, spec in SPECS.items() if spec.widget is not None)
+#: Settings a permalink carries even at their default (when set).
+ALWAYS_LINKED = ("model", "target", "example")
+_BY_QUERY = {spec.query: spec for spec in SPECS.values()}
+_TYPES = {"str": lambda v: str(v).strip(), "float": float, "int": int, "bool": bool}
 
 
 def wants_run(query: str | Mapping[str, str]) -> bool:
@@ -218,7 +339,7 @@ def parse_bool(name: str, value: object) -> bool:
 
 
 def _parse(name: str, raw: str) -> object:
-    kind = {f.name: f.type for f in fields(Settings)}[name]
+    kind = SPECS[name].type
     if kind == "bool":
         return parse_bool(name, raw)
     if kind == "int":
@@ -234,51 +355,27 @@ def _parse(name: str, raw: str) -> object:
     return raw
 
 
-def _check(name: str, value: object) -> str | None:
-    """A message if ``value`` is not valid for field ``name``, else ``None``."""
-
-    def number(low: float, high: float | None = None, integer: bool = False) -> str | None:
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            return f"{name} must be a number, got {value!r}"
-        if integer and float(value) != int(value):
-            return f"{name} must be an integer, got {value!r}"
-        if not math.isfinite(float(value)) or value < low or (high is not None and value > high):
-            upper = f" and at most {high:g}" if high is not None else ""
-            return f"{name} must be at least {low:g}{upper}, got {value!r}"
+def _check(spec: Spec, value: object) -> str | None:
+    """A message if ``value`` is not valid for the setting ``spec``, else ``None``."""
+    name = spec.name
+    if spec.choices:
+        if value not in spec.choices:
+            return f"unknown {name} {value!r}; choose one of {', '.join(spec.choices)}"
         return None
-
-    def choice(options: tuple[str, ...] | list[str]) -> str | None:
-        if value not in options:
-            return f"unknown {name} {value!r}; choose one of {', '.join(options)}"
-        return None
-
-    if name in ("model", "target", "example"):
+    if spec.type == "str":
         return (
             None if isinstance(value, str | int) and len(str(value)) <= 200 else f"{name} is not a short text"
         )
-    if name == "family":
-        return choice(FAMILIES)
-    if name == "regime":
-        return choice(REGIMES)
-    if name == "mode":
-        return choice(MODES)
-    if name == "bandwidth":
-        return choice(sorted(BANDWIDTHS))
-    if name == "strength":
-        return number(0.0)
-    if name == "prob":
-        return number(0.0, MAX_PROB)
-    if name == "frames":
-        return number(2, MAX_FRAMES, integer=True)
-    if name == "orientations":
-        problem = number(0, MAX_ORIENTATIONS, integer=True)
-        if problem is None and value == 1:
-            return "orientations must be 0 (default) or 2 to 8, got 1"
-        return problem
-    if name in ("phase_cap", "smooth_sigma"):
-        return number(0.0, 100.0)
-    if name == "luma_only":
-        return (
-            None if isinstance(value, bool | int) and value in (0, 1) else "luma_only must be true or false"
-        )
-    return f"unknown setting {name!r}"  # pragma: no cover - every field is listed above
+    if spec.type == "bool":
+        return None if isinstance(value, bool | int) and value in (0, 1) else f"{name} must be true or false"
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return f"{name} must be a number, got {value!r}"
+    if spec.type == "int" and float(value) != int(value):
+        return f"{name} must be an integer, got {value!r}"
+    low, high = spec.low, spec.high
+    if not math.isfinite(float(value)) or value < low or (high is not None and value > high):
+        upper = f" and at most {high:g}" if high is not None else ""
+        return f"{name} must be at least {low:g}{upper}, got {value!r}"
+    if name == "orientations" and value == 1:  # a pyramid needs 2 or more; 0 is the default
+        return "orientations must be 0 (default) or 2 to 8, got 1"
+    return None
