@@ -42,6 +42,8 @@ from .zoo import load as load_model
 STUDY_MAX_RMS = 0.28
 #: Flip rate a setting needs before its transfer counts (the issue's goal for the app).
 GOOD_FLIP_RATE = 0.9
+#: The stop-at-confidence goal of the variants named "to p 0.9".
+CONFIDENT = 0.9
 EXAMPLES = 6  # (source, target) pairs shown in the grid of last frames
 PI = math.pi
 
@@ -112,13 +114,19 @@ def default_settings(channels: int) -> list[Setting]:
         ]
     # Stopping where the driver is confident rather than at the first flip: judges lag the driver.
     controls += [
-        Setting(family, regime, min_prob=0.9)
+        Setting(family, regime, min_prob=CONFIDENT)
         for family, regime in (
             ("pixel", "persistent"),
+            ("pixel", "step-local"),
             ("csp-phase", "step-local"),
             ("csp-joint", "persistent"),
             ("csp-joint", "step-local"),
         )
+    ]
+    controls += [
+        Setting("csp-joint", "step-local", bandwidth="half-octave", min_prob=CONFIDENT),
+        Setting("csp-joint", "step-local", smooth_sigma=1.0, min_prob=CONFIDENT),
+        Setting("csp-joint", "step-local", bandwidth="half-octave", smooth_sigma=1.0, min_prob=CONFIDENT),
     ]
     if channels == 3:
         controls += [
