@@ -717,9 +717,13 @@ def _iterate(
                 guess = step_l2 / slope if slope > 0 else 1.0
             try:
                 size = _solve_increasing(distance, k * step_l2, current, guess, rtol=0.01)
-            except BudgetUnreachable:
+            except BudgetUnreachable as err:
                 if stop is None:
-                    raise
+                    raise BudgetUnreachable(
+                        f"the L2 budget {budget:.4g} cannot be reached along the {regime} path: it "
+                        f"stalls at L2 {current:.4g} (step {k} of {frames - 1}); use a smaller budget, "
+                        "another family, or no phase cap"
+                    ) from err
                 break  # saturated: the path ends here
             guess = size
         images.append(line.image(size))

@@ -2,6 +2,10 @@
 
 IMAGE is an image file (PNG, JPEG, ...) or ``data:SET:INDEX`` for image ``INDEX`` of the test
 split (seed 0) of one of :mod:`morphlib.data`'s sets, e.g. ``data:orientation:3``.
+
+Without ``--budget`` or ``--alpha`` the strength is automatic: the morph stops where the
+target wins.  The defaults (family, regime, smoothing, goal) are :mod:`morphlib.recommended`'s,
+chosen by the settings study (``reports/quality``).
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from . import recommended
 from .edits import FAMILIES
 from .morph import REGIMES, class_names, morph, resolve_class
 from .objectives import LOSSES
@@ -75,8 +80,8 @@ def add_command(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--seed", type=int, default=0, help="seed of --target random")
     p.add_argument("--source", default=None, help="source class (default: the model's top-1)")
-    p.add_argument("--family", default="csp-phase", choices=FAMILIES)
-    p.add_argument("--regime", default="frozen", choices=REGIMES)
+    p.add_argument("--family", default=recommended.FAMILY, choices=FAMILIES)
+    p.add_argument("--regime", default=recommended.REGIME, choices=REGIMES)
     p.add_argument("--frames", type=int, default=16)
     strength = p.add_mutually_exclusive_group()
     strength.add_argument(
@@ -89,13 +94,25 @@ def add_command(subparsers: argparse._SubParsersAction) -> None:
         type=_positive_float,
         const=AUTO_MAX_RMS,
         metavar="MAX_RMS",
-        help="auto strength: stop where the target first becomes the top-1 class, searching up to an "
-        f"RMS change of MAX_RMS per value (default {AUTO_MAX_RMS})",
+        help="auto strength (the default when no --budget or --alpha is given): stop where the "
+        "target wins (see --goal-prob), searching up to an RMS change of MAX_RMS per value "
+        f"(default {AUTO_MAX_RMS})",
+    )
+    p.add_argument(
+        "--goal-prob",
+        type=float,
+        default=recommended.GOAL_PROB,
+        help="auto strength's goal: the target's probability (0: the target becomes the top-1 class)",
     )
     p.add_argument("--loss", default="nll", choices=LOSSES)
     p.add_argument("--luma-only", action="store_true", help="edit only the YIQ luma, keep the chroma")
     p.add_argument("--phase-cap", type=_positive_float, help="largest phase increment, radians")
-    p.add_argument("--smooth-sigma", type=_positive_float, help="amplitude-weighted smoothing of the phase")
+    p.add_argument(
+        "--smooth-sigma",
+        type=float,
+        default=recommended.SMOOTH_SIGMA,
+        help="amplitude-weighted smoothing of the phase, pixels (0: none)",
+    )
     p.add_argument("--orientations", type=int, default=None, help="CSP orientations")
     p.add_argument("--bandwidth", default="octave", choices=sorted(BANDWIDTHS))
     p.add_argument("--scales", default="auto", help="CSP octaves, or auto")
@@ -118,14 +135,23 @@ def run(args: argparse.Namespace) -> int:
         loss=args.loss,
         luma_only=args.luma_only,
         phase_cap=args.phase_cap,
-        smooth_sigma=args.smooth_sigma,
+        smooth_sigma=args.smooth_sigma or None,
         pyramid=pyramid,
         source=args.source,
     )
-    if args.auto is not None:
-        cap = args.auto * image.numel() ** 0.5
+    if args.budget is None and args.alpha is None:
+        if not 0 <= args.goal_prob < 1 or args.smooth_sigma < 0:
+            raise ValueError("--goal-prob must lie in [0, 1) and --smooth-sigma be >= 0")
+        cap = (args.auto or AUTO_MAX_RMS) * image.numel() ** 0.5
         result, found = auto_morph(
-            model, image, target, regime=args.regime, frames=args.frames, max_budget=cap, **settings
+            model,
+            image,
+            target,
+            regime=args.regime,
+            frames=args.frames,
+            max_budget=cap,
+            min_prob=args.goal_prob or None,
+            **settings,
         )
         print(f"auto strength: {found.message}")
     else:

@@ -35,11 +35,11 @@ from .data import CHANNELS
 from .data import load as load_data
 from .evaluate import EvalConfig, choose_sources
 from .metrics import fit_warp
-from .strength import auto_morph
+from .strength import AUTO_MAX_RMS, auto_morph
 from .zoo import load as load_model
 
-#: Budget cap of the study and of the app's auto strength: RMS change per value.
-STUDY_MAX_RMS = 0.28
+#: Budget cap of the study: auto strength's default, RMS change per value.
+STUDY_MAX_RMS = AUTO_MAX_RMS
 #: Flip rate a setting needs before its transfer counts (the issue's goal for the app).
 GOOD_FLIP_RATE = 0.9
 #: The stop-at-confidence goal of the variants named "to p 0.9".

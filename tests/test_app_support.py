@@ -7,6 +7,7 @@ import struct
 import threading
 import time
 import zlib
+from dataclasses import replace
 from pathlib import Path
 
 import imageio_ffmpeg
@@ -389,8 +390,11 @@ def test_user_errors_are_value_errors_with_messages(engine):
         engine.morph(DIGIT, Settings(model="digits-cnn-robust", target="9", mode="alpha"))
     with pytest.raises(ValueError, match="no image"):
         engine.predict(None, "digits-cnn-robust")
+    too_far = Settings(model="digits-cnn-robust", target="9", mode="budget", strength=500.0)
     with pytest.raises(ValueError, match="cannot be reached"):
-        engine.morph(DIGIT, Settings(model="digits-cnn-robust", target="9", mode="budget", strength=500.0))
+        engine.morph(DIGIT, replace(too_far, family="csp-phase", regime="frozen"))
+    with pytest.raises(ValueError, match="the L2 budget 500 cannot be reached along the step-local path"):
+        engine.morph(DIGIT, replace(too_far, family="csp-joint", regime="step-local"))
 
 
 def test_unavailable_models_explain_themselves(tmp_path, monkeypatch):
@@ -498,7 +502,7 @@ def test_compare_families_at_one_budget(engine):
 
 def test_compare_reports_a_family_that_cannot_reach_the_budget(engine):
     grating = example_by_name("grating-90").file
-    out = engine.compare(grating, Settings(model="orientation-cnn-robust", frames=2), budget=12.0)
+    out = engine.compare(grating, Settings(model="orientation-cnn-robust", frames=2, regime="frozen"), budget=12.0)
     failed = {row[0]: row[5] for row in out.rows if row[5]}
     assert "csp-phase" in failed and "cannot be reached" in failed["csp-phase"]
     assert "pixel" not in failed and out.video.is_file()

@@ -20,8 +20,9 @@ def digit():
 @pytest.mark.parametrize("family", FAMILIES)
 def test_grey_rgb_image_stays_grey(digit, family, regime):
     image, label = digit
-    result = morph(load("digits-cnn"), image, (label + 1) % 10, family=family, regime=regime,
-                   frames=4, budget=2.0)
+    result = morph(
+        load("digits-cnn"), image, (label + 1) % 10, family=family, regime=regime, frames=4, budget=2.0
+    )
     frames = result.frames  # (F, 3, H, W)
     assert (frames[-1] - image).abs().max() > 1e-3  # it did change
     spread = (frames.max(1).values - frames.min(1).values).max().item()
@@ -31,7 +32,8 @@ def test_grey_rgb_image_stays_grey(digit, family, regime):
 @pytest.mark.parametrize("family", FAMILIES)
 def test_one_channel_model_and_image(family):
     images, labels, _ = load_data("mnist", "test", n=1, seed=0)
-    result = morph(load("mnist-cnn-robust"), images[0], (int(labels[0]) + 1) % 10, family=family,
-                   frames=4, budget=1.0)
+    result = morph(
+        load("mnist-cnn-robust"), images[0], (int(labels[0]) + 1) % 10, family=family, frames=4, budget=1.0
+    )
     assert result.frames.shape[1:] == (1, 28, 28)
     assert result.target_probs[-1] > result.target_probs[0]

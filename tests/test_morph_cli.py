@@ -38,9 +38,12 @@ def test_morph_command_reads_image_files(tmp_path, capsys):
     Image.fromarray(pixels).save(tmp_path / "bar.png")
     code = main(
         ["morph", str(tmp_path / "bar.png"), "--model", "digits-cnn", "--target", "7", "--frames", "3"]
+        + ["--regime", "frozen"]
     )
     assert code == 0
-    assert len(capsys.readouterr().out.splitlines()) == 2 + 3
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("auto strength: '7' ")  # no strength given: auto
+    assert len(lines) == 1 + 2 + 3
 
 
 def test_morph_command_user_errors(capsys):
@@ -72,7 +75,7 @@ def test_a_grey_digit_morphs_as_grey_with_auto_strength(tmp_path, capsys):
     )
     assert code == 0
     text = capsys.readouterr().out
-    assert f"auto strength: '{target}' becomes top-1" in text
+    assert f"auto strength: '{target}' becomes p >= 0.90" in text
     last_row = [line.split() for line in text.splitlines() if line.split()[:1] == ["3"]][0]
     assert last_row[-1] == target  # the last frame's top-1
     with Image.open(out / "morph.gif") as gif:

@@ -58,7 +58,7 @@ from morphlib.render import (
     write_gif,
     write_mp4,
 )
-from morphlib.strength import AutoStrength, auto_strength
+from morphlib.strength import AutoStrength, auto_morph, auto_strength
 from morphlib.zoo import ModelUnavailableError, ZooEntry, list_models, load, read_manifest
 
 from .images import fit_to_size, load_image
@@ -602,16 +602,10 @@ class Engine:
         budget = alpha = None
         found = None
         if s.mode == "auto":
-            progress(0.3, "searching the smallest strength that reaches the target")
-            found = auto_strength(grad, min_prob=s.prob or None, max_budget=s.strength or None)
-            if s.regime == "frozen" or found.budget == 0:
+            if s.regime == "frozen":  # iterative paths search as they walk, below
+                progress(0.3, "searching the smallest strength that reaches the target")
+                found = auto_strength(grad, min_prob=s.prob or None, max_budget=s.strength or None)
                 alpha = found.alpha
-            else:
-                budget = found.budget
-                notes.append(
-                    f"auto strength was searched along the frozen path; the {s.regime} path uses its "
-                    f"L2 budget {found.budget:.3g}"
-                )
         elif s.mode == "budget":
             budget = s.strength or default_budget(p.image)
         else:
@@ -625,19 +619,33 @@ class Engine:
         def step(done: int, total: int) -> None:
             progress(0.35 + 0.35 * done / max(total, 1), f"{s.regime} steps {done}/{total}")
 
-        progress(0.35, "rendering and scoring the frames")
-        result = morph(
-            p.model,
-            p.image,
-            target,
-            family=s.family,
-            regime=s.regime,
-            frames=s.frames,
-            budget=budget,
-            alpha=alpha,
-            grad=grad,
-            progress=step,
-        )
+        if s.mode == "auto" and s.regime != "frozen":  # walk the path until the target wins
+            progress(0.35, f"{s.regime} steps until the target wins")
+            result, found = auto_morph(
+                p.model,
+                p.image,
+                target,
+                regime=s.regime,
+                frames=s.frames,
+                min_prob=s.prob or None,
+                max_budget=s.strength or None,
+                grad=grad,
+                progress=step,
+            )
+        else:
+            progress(0.35, "rendering and scoring the frames")
+            result = morph(
+                p.model,
+                p.image,
+                target,
+                family=s.family,
+                regime=s.regime,
+                frames=s.frames,
+                budget=budget,
+                alpha=alpha,
+                grad=grad,
+                progress=step,
+            )
         computed, cpu = time.perf_counter(), _render_cpu()
         progress(0.75, "encoding the video")
         out = self.outputs.new("morph")

@@ -24,11 +24,12 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields, replace
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
+from morphlib import recommended
 from morphlib.morph import REGIMES
 from morphlib.transforms import BANDWIDTHS
 
-#: Edit families offered by the app, default first.
-FAMILIES: tuple[str, ...] = ("csp-phase", "csp-joint", "fourier-phase", "pixel")
+#: Edit families offered by the app, default (:mod:`morphlib.recommended`) first.
+FAMILIES: tuple[str, ...] = ("csp-joint", "csp-phase", "fourier-phase", "pixel")
 #: How strength is given: searched, as an L2 budget, or as a raw amplification.
 MODES: tuple[str, ...] = ("auto", "budget", "alpha")
 MAX_FRAMES = 64
@@ -113,7 +114,8 @@ class Settings:
         ``alpha``: ``strength`` is the raw amplification.
     strength : float
         See ``mode``; 0 means the default: a budget of RMS 0.05 per value in ``budget`` mode,
-        a search cap of RMS 0.2 in ``auto`` mode (``alpha`` mode needs a value).
+        a search cap of :data:`~morphlib.strength.AUTO_MAX_RMS` (RMS) in ``auto`` mode (``alpha``
+        mode needs a value).
     prob : float
         ``auto`` mode's goal probability, ``0`` for "becomes top-1".
     frames : int
@@ -145,9 +147,11 @@ class Settings:
     )
     example: str = _setting("")
     family: str = _setting(
-        "csp-phase", choices=FAMILIES, widget=Widget("radio", "Edit family", elem_id="family")
+        recommended.FAMILY, choices=FAMILIES, widget=Widget("radio", "Edit family", elem_id="family")
     )
-    regime: str = _setting("frozen", choices=REGIMES, widget=Widget("radio", "Regime", elem_id="regime"))
+    regime: str = _setting(
+        recommended.REGIME, choices=REGIMES, widget=Widget("radio", "Regime", elem_id="regime")
+    )
     mode: str = _setting(
         "auto",
         choices=MODES,
@@ -159,12 +163,12 @@ class Settings:
         widget=Widget(
             "number",
             "L2 budget / amplification / auto cap",
-            "0 = default (RMS 0.05; auto: cap RMS 0.2)",
+            f"0 = default (RMS 0.05; auto: cap RMS {recommended.MAX_RMS:g})",
             elem_id="strength",
         ),
     )
     prob: float = _setting(
-        0.0,
+        recommended.GOAL_PROB,
         low=0.0,
         high=MAX_PROB,
         widget=Widget("slider", "auto: target probability", "0 = becomes top-1", elem_id="prob", step=0.01),
@@ -190,7 +194,7 @@ class Settings:
         widget=Widget("number", "Phase cap (radians, 0 = none)", elem_id="phase-cap"),
     )
     smooth_sigma: float = _setting(
-        0.0,
+        recommended.SMOOTH_SIGMA,
         low=0.0,
         high=100.0,
         query="smooth",
