@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from .data import load as load_data
-from .executors import Chunk, SerialExecutor, WorkerSetup
+from .executors import Chunk, RayExecutor, SerialExecutor, WorkerSetup
 from .zoo import load as load_model
 
 #: Published MNIST figures at L2 = 1 (Mahdisoltani et al., revision): median E, percent.
@@ -161,7 +161,7 @@ def evaluate(
     config: EvalConfig,
     out: str | Path,
     progress: Callable[[int, int, float], None] | None = None,
-    executor: SerialExecutor | None = None,
+    executor: SerialExecutor | RayExecutor | None = None,
     batch: int = DEFAULT_BATCH,
 ) -> list[dict]:
     """Run (or resume) an evaluation into ``out`` and write its report; return the rows in plan order.

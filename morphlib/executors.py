@@ -14,6 +14,7 @@ Ray is optional (the ``ray`` extra) and imported only by :class:`RayExecutor`.
 from __future__ import annotations
 
 import time
+from collections import Counter, deque
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -185,3 +186,127 @@ class SerialExecutor:
         worker = Worker(setup, models)
         for chunk in chunks:
             yield worker.run(chunk)
+
+
+class WorkerDied(RuntimeError):
+    """Workers died on the same chunk more than :data:`RETRIES` times."""
+
+
+class RayExecutor:
+    """Chunks on Ray actors, one chunk at a time each; results in the order they finish.
+
+    Parameters
+    ----------
+    address : str, optional
+        A running cluster (``ray start --head`` prints it; ``auto`` finds a local one).  By
+        default ``RAY_ADDRESS``, else a local cluster started for the run and stopped after.
+        If this process is already connected (``ray.init`` was called), that cluster is used.
+    workers : int, optional
+        Number of actors; by default as many as the cluster has room for.
+    gpus_per_worker : float
+        GPUs each actor reserves (CUDA workers); 0 for CPU workers.
+    cpus_per_worker : int
+        CPUs each actor reserves, and the torch threads it runs.
+    """
+
+    name = "ray"
+
+    def __init__(
+        self,
+        address: str | None = None,
+        workers: int | None = None,
+        gpus_per_worker: float = 0.0,
+        cpus_per_worker: int = 1,
+    ):
+        self.ray = import_ray()
+        if workers is not None and workers < 1:
+            raise ValueError(f"workers must be at least 1, got {workers}")
+        if gpus_per_worker < 0 or cpus_per_worker < 1:
+            raise ValueError("gpus_per_worker must be >= 0 and cpus_per_worker >= 1")
+        self.address = address
+        self.workers = workers
+        self.gpus_per_worker = gpus_per_worker
+        self.cpus_per_worker = cpus_per_worker
+        self.actors: list = []  # the live worker handles (a test may kill one)
+        self.retried: list[int] = []  # chunks started again after their worker died
+
+    def map(
+        self, setup: WorkerSetup, chunks: Sequence[Chunk], models: tuple | None = None
+    ) -> Iterator[ChunkResult]:
+        """Results of ``chunks`` as they finish (``models`` is ignored: each worker loads its own)."""
+        ray = self.ray
+        started = not ray.is_initialized()
+        if started:
+            ray.init(address=self.address, include_dashboard=False)
+        try:
+            gpu = self.gpus_per_worker > 0
+            setup = WorkerSetup(
+                setup.model, setup.judges, setup.frames, "cuda" if gpu else "cpu", self.cpus_per_worker
+            )
+            actor = ray.remote(Worker).options(num_cpus=self.cpus_per_worker, num_gpus=self.gpus_per_worker)
+            self.actors = [actor.remote(setup) for _ in range(min(self._size(), max(len(chunks), 1)))]
+            queue = deque(range(len(chunks)))
+            deaths: Counter[int] = Counter()
+            running: dict = {}  # ObjectRef -> (actor slot, chunk index)
+
+            def give(slot: int) -> None:
+                if queue:
+                    index = queue.popleft()
+                    running[self.actors[slot].run.remote(chunks[index])] = (slot, index)
+
+            for slot in range(len(self.actors)):
+                give(slot)
+            while running:
+                [ref], _ = ray.wait(list(running), num_returns=1)
+                slot, index = running.pop(ref)
+                try:
+                    result = ray.get(ref)
+                except ray.exceptions.RayActorError as err:
+                    deaths[index] += 1
+                    if deaths[index] > RETRIES:
+                        sources = [i for i, _, _ in chunks[index].sources]
+                        raise WorkerDied(
+                            f"workers died {deaths[index]} times running sources {sources}: {err}"
+                        ) from err
+                    self.retried.append(index)
+                    ray.kill(self.actors[slot])
+                    self.actors[slot] = actor.remote(setup)  # a fresh worker, which loads the models again
+                    queue.appendleft(index)
+                    give(slot)
+                    continue
+                give(slot)  # keep the worker busy while the driver writes
+                yield result
+        finally:
+            for handle in self.actors:
+                ray.kill(handle)
+            self.actors = []
+            if started:
+                ray.shutdown()
+
+    def status(self) -> str:
+        """Workers now, and chunks run again after a worker died (for progress lines)."""
+        text = f"ray: {len(self.actors)} workers"
+        return text + (f", {len(self.retried)} chunks retried" if self.retried else "")
+
+    def _size(self) -> int:
+        if self.workers is not None:
+            return self.workers
+        resources = self.ray.cluster_resources()
+        if self.gpus_per_worker > 0:
+            n = int(resources.get("GPU", 0) // self.gpus_per_worker)
+            what = f"{self.gpus_per_worker:g} GPU"
+        else:
+            n = int(resources.get("CPU", 0) // self.cpus_per_worker)
+            what = f"{self.cpus_per_worker} CPU"
+        if n < 1:
+            raise ValueError(f"the Ray cluster has no room for a worker of {what} ({resources})")
+        return n
+
+
+def import_ray():
+    """The ``ray`` module, or an ImportError that says how to install it."""
+    try:
+        import ray
+    except ImportError as err:
+        raise ImportError(RAY_MISSING) from err
+    return ray
