@@ -102,3 +102,28 @@ def test_the_command_logs_progress_lines_when_not_on_a_terminal(tmp_path, capsys
     assert "\r" not in captured.err  # a log gets whole lines, not a line rewritten in place
     assert captured.err.splitlines()[-1].startswith("2/2 cases")
     assert (tmp_path / "run" / "report.md").is_file() and "report.md" in captured.out
+
+
+def test_ray_is_not_imported_unless_asked_for_and_a_missing_ray_says_how_to_install_it(tmp_path, capsys):
+    import subprocess
+    import sys
+
+    code = "import sys, morphlib.cli, morphlib.evaluate, morphlib.executors; print('ray' in sys.modules)"
+    assert (
+        subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip() == "False"
+    )
+
+    from morphlib.cli import main
+
+    saved = sys.modules.get("ray")
+    sys.modules["ray"] = None  # what Python does for a package that is not installed: import fails
+    try:
+        argv = ["evaluate", "--dataset", "digits", "--model", "digits-cnn", "--out", str(tmp_path)]
+        assert main([*argv, "--executor", "ray"]) == 2
+    finally:
+        if saved is None:
+            del sys.modules["ray"]
+        else:
+            sys.modules["ray"] = saved
+    assert "pip install 'morphlib[ray]'" in capsys.readouterr().err
+    assert not (tmp_path / "results.jsonl").exists()
