@@ -6,9 +6,10 @@
 Cases are those of ``morphlib evaluate`` (morph, judges, warp fits: ``run_chunk``), on test
 sources of the bundled models' data sets, and on random 224x224 images for a ResNet-50 with
 random weights (no download).  Each figure is the median of ``--repeats`` runs over the same
-sources.  The Ray table compares 2 one-thread workers on a local cluster (started once, not
-timed) with this process running the same chunks serially on 2 threads; the Ray time
-includes starting the workers (each imports torch and loads its models).
+sources, after a warm-up.  The Ray table compares 2 one-thread workers on a local cluster
+(started once, not timed) with this process running the same chunks serially on 2 threads:
+at steady state (after each worker's first chunk, which pays for importing torch and
+loading the models) and overall, start-up included.
 """
 
 from __future__ import annotations
@@ -29,6 +30,10 @@ BUNDLED = [("digits-cnn-robust", "digits-judge", "digits"), ("shapes-cnn", "shap
 FAMILIES = ("pixel", "csp-phase")
 
 
+def bundled(args) -> list[tuple[str, str, str]]:
+    return [row for row in BUNDLED if row[0] in args.models]
+
+
 def cases(index: int, label: int, n_classes: int, regime: str, budget: float) -> list[Case]:
     target = (label + 1) % n_classes
     return [Case(index, label, target, family, budget, regime) for family in FAMILIES]
@@ -43,22 +48,26 @@ def chunks(sources, batch: int) -> list[Chunk]:
     return [Chunk(sources[i : i + batch]) for i in range(0, len(sources), batch)]
 
 
-def steady_rate(run, repeats: int) -> float:
-    """Median cases/s of ``run()`` (an iterator of chunk results) after its first result.
+def steady_rate(run, workers: int, repeats: int) -> tuple[float, float]:
+    """Median cases/s of ``run()`` (an iterator of chunk results): after warm-up, and overall.
 
-    The first chunk pays for warm-up (filter caches; on Ray, workers importing torch and
-    loading their models), which a long evaluation pays once.
+    Each worker's first chunk pays for warm-up (filter caches; on Ray, importing torch and
+    loading the models), which a long evaluation pays once: the steady rate counts the
+    cases that finish after ``workers`` results, over the time after them.
     """
-    rates = []
+    steady, overall = [], []
     for _ in range(repeats):
-        first, cases = None, 0
-        for result in run():
-            if first is None:
-                first = time.perf_counter()
-            else:
+        start, warm, cases, total = time.perf_counter(), None, 0, 0
+        for n, result in enumerate(run(), 1):
+            total += len(result.rows)
+            if warm is not None:
                 cases += len(result.rows)
-        rates.append(cases / (time.perf_counter() - first))
-    return statistics.median(rates)
+            elif n == workers:
+                warm = time.perf_counter()
+        end = time.perf_counter()
+        steady.append(cases / (end - warm))
+        overall.append(total / (end - start))
+    return statistics.median(steady), statistics.median(overall)
 
 
 def batch_table(args) -> None:
@@ -72,7 +81,7 @@ def batch_table(args) -> None:
     )
     print("|---|---|---|---:|---:|" + "---:|" * len(sizes) + "---:|")
     rows = []
-    for driver, judge, dataset in BUNDLED:
+    for driver, judge, dataset in bundled(args):
         model, judges = load(driver), [load(judge)]
         for regime in args.regimes:
             sources = bundled_sources(dataset, args.sources, regime, args.budget)
@@ -118,9 +127,12 @@ def ray_table(args) -> None:
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
         print(f"\n## Ray: 2 one-thread workers against one process on 2 threads (median of {args.repeats})\n")
-        print("| model | regime | sources | batch | serial cases/s | Ray cases/s | Ray / serial |")
-        print("|---|---|---:|---:|---:|---:|---:|")
-        for driver, judge, dataset in BUNDLED:
+        print(
+            "| model | regime | sources | batch | serial cases/s | Ray cases/s | Ray / serial "
+            "| serial, with start-up | Ray, with start-up | ratio |"
+        )
+        print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+        for driver, judge, dataset in bundled(args):
             setup = WorkerSetup(driver, (judge,), args.frames)
             for regime in args.ray_regimes:
                 sources = bundled_sources(dataset, args.ray_sources, regime, args.budget)
@@ -134,11 +146,12 @@ def ray_table(args) -> None:
                 def ray_run(setup=setup, work=work):
                     return RayExecutor(workers=2).map(setup, work)
 
-                serial = steady_rate(serial_run, args.repeats)
-                on_ray = steady_rate(ray_run, args.repeats)
+                serial, serial_all = steady_rate(serial_run, 1, args.repeats)
+                on_ray, ray_all = steady_rate(ray_run, 2, args.repeats)
                 print(
                     f"| {driver} | {regime} | {len(sources)} | {args.batch} | {serial:.2f} | {on_ray:.2f} "
-                    f"| {on_ray / serial:.2f}x |",
+                    f"| {on_ray / serial:.2f}x | {serial_all:.2f} | {ray_all:.2f} "
+                    f"| {ray_all / serial_all:.2f}x |",
                     flush=True,
                 )
     finally:
@@ -158,10 +171,15 @@ def main() -> None:
     p.add_argument("--no-resnet", dest="resnet", action="store_false")
     p.add_argument("--resnet-sources", type=int, default=4)
     p.add_argument("--no-ray", dest="ray", action="store_false")
+    p.add_argument("--no-batch-table", dest="batch_table", action="store_false")
+    p.add_argument(
+        "--models", nargs="+", default=[driver for driver, _, _ in BUNDLED], help="bundled drivers"
+    )
     p.add_argument("--ray-sources", type=int, default=12)
     p.add_argument("--batch", type=int, default=2, help="batch of the Ray table")
     args = p.parse_args()
-    batch_table(args)
+    if args.batch_table:
+        batch_table(args)
     if args.ray:
         ray_table(args)
 

@@ -177,7 +177,6 @@ class SerialExecutor:
     """Chunks one after another in this process (batched within a chunk)."""
 
     name = "serial"
-    workers = 1
 
     def map(
         self, setup: WorkerSetup, chunks: Sequence[Chunk], models: tuple | None = None
@@ -234,6 +233,8 @@ class RayExecutor:
         self, setup: WorkerSetup, chunks: Sequence[Chunk], models: tuple | None = None
     ) -> Iterator[ChunkResult]:
         """Results of ``chunks`` as they finish (``models`` is ignored: each worker loads its own)."""
+        if not chunks:  # nothing left to run: no cluster to start
+            return
         ray = self.ray
         started = not ray.is_initialized()
         if started:
@@ -244,7 +245,7 @@ class RayExecutor:
                 setup.model, setup.judges, setup.frames, "cuda" if gpu else "cpu", self.cpus_per_worker
             )
             actor = ray.remote(Worker).options(num_cpus=self.cpus_per_worker, num_gpus=self.gpus_per_worker)
-            self.actors = [actor.remote(setup) for _ in range(min(self._size(), max(len(chunks), 1)))]
+            self.actors = [actor.remote(setup) for _ in range(min(self._size(), len(chunks)))]
             queue = deque(range(len(chunks)))
             deaths: Counter[int] = Counter()
             running: dict = {}  # ObjectRef -> (actor slot, chunk index)
