@@ -101,12 +101,14 @@ class EditSpace:
     family : str
         One of :data:`FAMILIES`.
     image : Tensor
-        The source ``(1, C, H, W)`` in ``[0, 1]``.
+        The source ``(1, C, H, W)`` in ``[0, 1]``; or ``B`` sources ``(B, C, H, W)``, whose
+        parameters then have ``B`` rows, row ``b`` editing source ``b`` (a batched morph).
     luma_only : bool
         Edit only the luma Y of the YIQ image and keep the chroma (needs ``C == 3``;
         a one-channel image is its own luma).  An RGB image whose three channels are
         equal is edited as grey whatever ``luma_only`` says: one channel is edited
-        and its change given to all three, so no colour can appear.
+        and its change given to all three, so no colour can appear.  The sources of a
+        batch are all grey or none.
     pyramid : SteerablePyramid, optional
         The CSP for the ``csp-*`` families (default: octave, 4 orientations).
 
@@ -128,10 +130,13 @@ class EditSpace:
         pyramid: SteerablePyramid | None = None,
     ):
         self.family = check_family(family)
-        if image.ndim != 4 or image.shape[0] != 1:
-            raise ValueError(f"EditSpace needs one image (1, C, H, W), got shape {tuple(image.shape)}")
+        if image.ndim != 4 or image.shape[0] < 1:
+            raise ValueError(f"EditSpace needs images (B, C, H, W), got shape {tuple(image.shape)}")
         self.image = image
-        self.grey = image.shape[1] == 3 and bool((image == image[:, :1]).all())
+        grey = (image == image[:, :1]).flatten(1).all(1) if image.shape[1] == 3 else torch.tensor([False])
+        if grey.any() and not grey.all():
+            raise ValueError("a batch mixes grey and colour images; edit them in separate batches")
+        self.grey = bool(grey.all())
         self.luma_only = bool(luma_only) and image.shape[1] == 3 and not self.grey
         self.pyramid = pyramid if pyramid is not None else SteerablePyramid()
         self.fourier = Fourier()

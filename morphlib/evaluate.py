@@ -20,6 +20,7 @@ import math
 import os
 import time
 from collections.abc import Callable, Sequence
+from contextlib import closing
 from dataclasses import asdict, dataclass
 from dataclasses import fields as config_fields
 from pathlib import Path
@@ -29,8 +30,7 @@ import torch
 
 from .data import ImageFolder, load_folder
 from .data import load as load_data
-from .metrics import fit_warp
-from .morph import BudgetUnreachable, morph
+from .executors import Chunk, RayExecutor, SerialExecutor, WorkerSetup, _pixels
 from .targets import POLICIES, pick_target
 from .zoo import load as load_model
 
@@ -74,6 +74,7 @@ TARGET_POLICY_TEXT = {
     "random": "one seeded random target each (any other class, equally likely)",
     "runner-up": "each toward the driver's runner-up class (its second choice)",
 }
+DEFAULT_BATCH = 8  # sources morphed together
 
 
 @dataclass(frozen=True)
@@ -232,75 +233,23 @@ def _open_for_append(path: Path):
     return path.open("a")
 
 
-def run_source(
-    cases: Sequence[Case], image: torch.Tensor, model, judges, frames: int, example_dir: Path | None
-):
-    """Morph one source image for each of its cases and measure the last frames.
-
-    The warp fits of all of a source's last frames run as one batch (they are separable).
-    """
-    rows, lasts, reached = [], [], []
-    for case in cases:
-        start = time.perf_counter()
-        try:
-            result = morph(
-                model,
-                image,
-                case.target,
-                family=case.family,
-                regime=case.regime,
-                frames=frames,
-                budget=case.budget,
-                source=case.label,
-                progress=False,
-            )
-        except BudgetUnreachable as err:
-            rows.append(dict(asdict(case), key=case.key, unreachable=str(err)))
-            continue
-        last = result.frames[-1:]
-        with torch.no_grad():
-            judged = {judge.entry.id: int(judge(last).argmax(-1)) for judge in judges}
-        lasts.append(last)
-        reached.append(case)
-        rows.append(
-            dict(
-                asdict(case),
-                key=case.key,
-                l2=float(result.l2[-1]),
-                p_target=float(result.target_probs[-1]),
-                p_target_start=float(result.target_probs[0]),
-                p_source=float(result.source_probs[-1]),
-                top1=int(result.probs[-1].argmax()),
-                judges=judged,
-                transfer=sum(int(v == case.target) for v in judged.values()),
-                seconds=time.perf_counter() - start,
-            )
-        )
-    if not lasts:
-        return rows
-    edited = torch.cat(lasts).double()
-    source = image[None].double().expand_as(edited)
-    warp = fit_warp(source, edited)
-    gained = fit_warp(source, edited, gain=True, start=warp)
-    measured = [row for row in rows if "unreachable" not in row]
-    for i, row in enumerate(measured):
-        row.update(e_warp=float(warp.energy[i]), e_warp_gain=float(gained.energy[i]))
-    if example_dir is not None:
-        example_dir.mkdir(parents=True, exist_ok=True)
-        for case, last in zip(reached, lasts, strict=True):
-            _picture(last[0]).save(example_dir / f"{case.key.replace('|', '_')}.png")
-    return rows
-
-
 def evaluate(
     config: EvalConfig,
     out: str | Path,
     progress: Callable[[int, int, float], None] | None = None,
+    executor: SerialExecutor | RayExecutor | None = None,
+    batch: int = DEFAULT_BATCH,
 ) -> list[dict]:
-    """Run (or resume) an evaluation into ``out`` and write its report; return the rows.
+    """Run (or resume) an evaluation into ``out`` and write its report; return the rows in plan order.
 
-    ``progress(done, total, eta_seconds)`` is called after every source, with counts of cases.
+    ``batch`` sources are morphed together (one chunk); ``executor`` runs the chunks (by
+    default here, one after another; a :class:`~morphlib.executors.RayExecutor` on a
+    cluster).  Only this process writes ``results.jsonl``, a chunk at a time as chunks
+    finish, so an interrupted run resumes from the file whatever ran it.
+    ``progress(done, total, eta_seconds)`` is called after every chunk, with counts of cases.
     """
+    if batch < 1:
+        raise ValueError(f"batch must be at least 1, got {batch}")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     config_path = out / "config.json"
@@ -329,24 +278,45 @@ def evaluate(
     for case in cases:
         if case.key not in done:
             todo.setdefault(case.source, []).append(case)
-    total = sum(map(len, todo.values()))
+    pending = [(source, images[source], source_cases) for source, source_cases in todo.items()]
+    chunks = [
+        Chunk(part, frozenset(source for source, _, _ in part if source in examples))
+        for part in (pending[i : i + batch] for i in range(0, len(pending), batch))
+    ]
+    executor = executor or SerialExecutor()
+    setup = WorkerSetup(config.model, config.judges, config.frames)
+    total = sum(chunk.cases for chunk in chunks)
     ran, start = 0, time.perf_counter()
-    with _open_for_append(results_path) as results:
-        for source, source_cases in todo.items():
-            example_dir = out / "examples" if source in examples else None
-            rows = run_source(source_cases, images[source], model, judges, config.frames, example_dir)
-            results.write("".join(json.dumps(row) + "\n" for row in rows))
+    with (
+        _open_for_append(results_path) as results,
+        closing(executor.map(setup, chunks, (model, judges))) as ran_chunks,
+    ):
+        for result in ran_chunks:
+            _save_examples(result.examples, out / "examples")  # before its rows: a rerun skips done rows
+            results.write("".join(json.dumps(row) + "\n" for row in result.rows))
             results.flush()
             os.fsync(results.fileno())
-            ran += len(source_cases)
+            ran += len(result.rows)
             if progress is not None:
                 eta = (time.perf_counter() - start) / ran * (total - ran)
                 progress(len(cases) - total + ran, len(cases), eta)
 
-    wanted = {c.key for c in cases}
-    rows = [row for row in read_rows(results_path) if row["key"] in wanted]
-    write_report(rows, config, out, images)
+    order = {c.key: i for i, c in enumerate(cases)}
+    rows = sorted(
+        (row for row in read_rows(results_path) if row["key"] in order), key=lambda r: order[r["key"]]
+    )
+    write_report(rows, config, out, images)  # in plan order, so the report does not depend on what ran it
     return rows
+
+
+def _save_examples(examples: dict[str, np.ndarray], folder: Path) -> None:
+    if not examples:
+        return
+    from PIL import Image
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, pixels in examples.items():
+        Image.fromarray(pixels).save(folder / name)
 
 
 # ---------------------------------------------------------------------- report
@@ -557,8 +527,7 @@ def _picture(image: torch.Tensor):
     """A ``(C, H, W)`` image in ``[0, 1]`` as a PIL image (grey for one channel)."""
     from PIL import Image
 
-    pixels = (image.clamp(0, 1).permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
-    return Image.fromarray(pixels[..., 0] if pixels.shape[-1] == 1 else pixels)
+    return Image.fromarray(_pixels(image))
 
 
 def _example_grid(config: EvalConfig, out: Path, images) -> Path | None:

@@ -1,4 +1,9 @@
-"""``python -m morphlib evaluate``: compare edit families at matched L2 budgets, resumably."""
+"""``python -m morphlib evaluate``: compare edit families at matched L2 budgets, resumably.
+
+Runs here (``--executor serial``, the default) or on a Ray cluster (``--executor ray``: a
+local one, or the one at ``--address`` / ``RAY_ADDRESS``); either way this process writes the
+results, so an interrupted run resumes with the same command.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +13,7 @@ import time
 from pathlib import Path
 
 from .edits import FAMILIES
+from .evaluate import DEFAULT_BATCH
 from .morph import REGIMES
 from .targets import POLICIES
 
@@ -67,6 +73,13 @@ def add_command(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, required=True, help="directory for results and report (resumable)")
+    p.add_argument("--batch", type=int, default=DEFAULT_BATCH, help="sources morphed together (one chunk)")
+    p.add_argument("--executor", choices=("serial", "ray"), default="serial", help="where the chunks run")
+    p.add_argument(
+        "--address", default=None, help="Ray cluster address (default: RAY_ADDRESS, else a local cluster)"
+    )
+    p.add_argument("--workers", type=int, default=None, help="Ray workers (default: as many as fit)")
+    p.add_argument("--gpus-per-worker", type=float, default=0.0, help="GPUs per Ray worker (CUDA workers)")
     p.set_defaults(func=run)
 
 
@@ -77,6 +90,18 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError("--sources must be at least 1")
     if any(b <= 0 for b in args.budgets):
         raise ValueError("budgets must be > 0")
+    if args.batch < 1:
+        raise ValueError("--batch must be at least 1")
+    if args.executor != "ray" and (args.address or args.workers or args.gpus_per_worker):
+        raise ValueError("--address, --workers and --gpus-per-worker need --executor ray")
+    executor = None
+    if args.executor == "ray":
+        from .executors import RayExecutor
+
+        try:
+            executor = RayExecutor(args.address, args.workers, args.gpus_per_worker)
+        except ImportError as err:
+            raise ValueError(str(err)) from None
     config = EvalConfig(
         dataset=args.dataset,
         model=args.model,
@@ -96,13 +121,15 @@ def run(args: argparse.Namespace) -> int:
 
     def progress(done: int, total: int, eta: float) -> None:
         text = f"{done}/{total} cases, {time.monotonic() - started:.0f} s, ETA {eta:.0f} s"
+        if executor is not None:
+            text += f" ({executor.status()})"
         if live:  # one line, rewritten in place
             print(f"\r{text}", end="", file=sys.stderr)
         elif done == total or time.monotonic() - last_line[0] >= LOG_EVERY_S:  # a log: a line now and then
             last_line[0] = time.monotonic()
             print(text, file=sys.stderr)
 
-    evaluate(config, args.out, progress=progress)
+    evaluate(config, args.out, progress=progress, executor=executor, batch=args.batch)
     if live:
         print(file=sys.stderr)
     print(f"report: {args.out / 'report.md'}")

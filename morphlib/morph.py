@@ -35,7 +35,7 @@ from __future__ import annotations
 import contextlib
 import difflib
 import math
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -52,6 +52,12 @@ from .transforms.base import CHUNK_VALUES
 REGIMES: tuple[str, ...] = ("frozen", "persistent", "step-local")
 DEFAULT_RMS_BUDGET = 0.05
 BATCH = 16  # frames scored per batch, and the most synthesised at once
+PROBE = 1e-3  # the step whose L2 change gives a budget search its first guess
+NO_CHANGE = (
+    "the edit does not change the image as shown: it is zero here, or it pushes values "
+    "already at 0 or 1 out of range (a blank or saturated image?); try another image, "
+    "target or family"
+)
 TOPK = 5
 
 ProgressArg = bool | Callable[[int, int], None] | None
@@ -241,13 +247,25 @@ def _solve_increasing(
     once bracketed, regula falsi guarded by bisection.  Typically 2–4 evaluations.
     Raises BudgetUnreachable when ``goal`` cannot be reached.
     """
+    search = _root_search(goal, f0, guess, rtol)
+    s = next(search)
+    while True:
+        try:
+            s = search.send(fn(s))
+        except StopIteration as found:
+            return found.value
+
+
+def _root_search(goal: float, f0: float, guess: float, rtol: float) -> Generator[float, float, float]:
+    """The search of :func:`_solve_increasing` as a generator: it yields each ``s`` to try, is
+    sent ``fn(s)``, and returns the root, so that many searches can share one batched ``fn``."""
     tol = rtol * goal
     lo, f_lo = 0.0, f0
     hi = f_hi = None
     prev: tuple[float, float] | None = None
     s = max(guess, 1e-12)
     for _ in range(100):
-        f = fn(s)
+        f = yield s
         if abs(f - goal) <= tol:
             return s
         if f > goal:
@@ -284,6 +302,63 @@ class _Step:
     probs: Tensor  # (N,)
 
 
+@dataclass
+class _Steps:
+    """Gradient evaluations of a batch, one row per image (see :class:`_Step`)."""
+
+    direction: Params  # (B, ...) each
+    scales: Tensor  # (B,)
+    probs: Tensor  # (B, N)
+    targets: list[int]
+    sources: list[int | None]
+
+
+def _gradient_rows(
+    model: nn.Module,
+    space: EditSpace,
+    base: Params,
+    targets: Sequence[int | None],
+    loss: str,
+    sources: Sequence[int | None],
+    smooth_sigma: float | None,
+    clip: bool,
+    resolve: Sequence[Callable[[Tensor], tuple[int, int]]] | None = None,
+) -> _Steps:
+    """Gradient of the loss wrt the edit parameters at ``base`` (a leaf copy), normalised per row.
+
+    Row ``b`` of ``base`` edits image ``b`` of ``space``; the batch takes one forward and one
+    backward pass (in eval mode its rows do not interact).  ``resolve[b](probs)`` picks the
+    target and source of row ``b`` from its class probabilities.
+    """
+    params = tuple(p.detach().clone().requires_grad_(True) for p in base)
+    x = space.images(params)
+    if clip:
+        x = x.clamp(0.0, 1.0)
+    logits = model(x)
+    if logits.ndim != 2 or logits.shape[0] != x.shape[0]:
+        raise ValueError(f"the model must return logits (B, N); got shape {tuple(logits.shape)}")
+    probs = torch.softmax(logits.detach().float(), dim=-1)
+    if resolve is not None:
+        targets, sources = zip(*(pick(row) for pick, row in zip(resolve, probs, strict=True)), strict=True)
+    pairs = enumerate(zip(targets, sources, strict=True))
+    value = sum(class_loss(logits[b : b + 1], t, loss, s).sum() for b, (t, s) in pairs)
+    grads = torch.autograd.grad(value, params)
+    grads = space.smooth_phase(tuple(g.detach() for g in grads), smooth_sigma)
+    scales = params_abs_max(grads)
+    if not torch.isfinite(scales).all():
+        raise ValueError("the class gradient is not finite; check the model")
+    divisor = torch.where(scales > 0, scales, torch.ones_like(scales))
+    direction = tuple(g / _per_row(divisor, g) for g in grads)
+    return _Steps(direction, scales.cpu(), probs.cpu(), list(targets), list(sources))
+
+
+def _per_row(values: float | Tensor, like: Tensor) -> float | Tensor:
+    """A number for every row, or ``(B,)`` values shaped to broadcast over rows of ``like``."""
+    if not isinstance(values, Tensor):
+        return values
+    return values.to(like).view(-1, *([1] * (like.ndim - 1)))
+
+
 def _gradient_step(
     model: nn.Module,
     space: EditSpace,
@@ -295,25 +370,10 @@ def _gradient_step(
     clip: bool,
     resolve: Callable[[Tensor], tuple[int, int]] | None = None,
 ) -> tuple[_Step, int, int]:
-    """Gradient of the loss wrt the edit parameters at ``base`` (a leaf copy), normalised."""
-    params = tuple(p.detach().clone().requires_grad_(True) for p in base)
-    x = space.images(params)
-    if clip:
-        x = x.clamp(0.0, 1.0)
-    logits = model(x)
-    if logits.ndim != 2 or logits.shape[0] != 1:
-        raise ValueError(f"the model must return logits (B, N); got shape {tuple(logits.shape)}")
-    probs = torch.softmax(logits.detach().float(), dim=-1)[0]
-    if resolve is not None:
-        target, source = resolve(probs)
-    value = class_loss(logits, target, loss, source).sum()
-    grads = torch.autograd.grad(value, params)
-    grads = space.smooth_phase(tuple(g.detach() for g in grads), smooth_sigma)
-    scale = float(params_abs_max(grads)[0])
-    if not math.isfinite(scale):
-        raise ValueError("the class gradient is not finite; check the model")
-    direction = tuple(g / scale for g in grads) if scale > 0 else grads
-    return _Step(direction, scale, probs.cpu()), target, source
+    """:func:`_gradient_rows` of one image."""
+    resolve_rows = None if resolve is None else [resolve]
+    rows = _gradient_rows(model, space, base, [target], loss, [source], smooth_sigma, clip, resolve_rows)
+    return _Step(rows.direction, float(rows.scales[0]), rows.probs[0]), rows.targets[0], rows.sources[0]
 
 
 class Gradient:
@@ -401,14 +461,9 @@ class Gradient:
     def alpha_for_budget(self, budget: float, rtol: float = 0.01) -> float:
         """The amplification whose frame lies at L2 distance ``budget`` from the input (within ``rtol``)."""
         budget = _check_positive("budget", budget)
-        probe = 1e-3
-        slope = self.l2(probe) / probe
+        slope = self.l2(PROBE) / PROBE
         if slope == 0:
-            raise ValueError(
-                "the edit does not change the image as shown: it is zero here, or it pushes values "
-                "already at 0 or 1 out of range (a blank or saturated image?); try another image, "
-                "target or family"
-            )
+            raise ValueError(NO_CHANGE)
         return _solve_increasing(self.l2, budget, 0.0, budget / slope, rtol)
 
     @torch.no_grad()
@@ -417,9 +472,14 @@ class Gradient:
         rows = [first_probs[None]] if first_probs is not None else []
         rest = frames[1:] if first_probs is not None else frames
         with _eval_mode(self.model):
-            for chunk in rest.split(BATCH):
-                rows.append(torch.softmax(self.model(chunk).float(), dim=-1).cpu())
+            rows.append(_probabilities(self.model, rest))
         return torch.cat(rows)
+
+
+@torch.no_grad()
+def _probabilities(model: nn.Module, frames: Tensor) -> Tensor:
+    """Class probabilities ``(F, N)`` of ``frames``, scored ``BATCH`` at a time, on the CPU."""
+    return torch.cat([torch.softmax(model(chunk).float(), dim=-1).cpu() for chunk in frames.split(BATCH)])
 
 
 def _setup(
@@ -434,26 +494,37 @@ def _setup(
     smooth_sigma: float | None,
     pyramid: dict | SteerablePyramid | None,
 ) -> tuple[EditSpace, dict]:
+    _check_settings(model, family, loss, phase_cap, smooth_sigma)
+    device, dtype = _model_device_dtype(model)
+    x0 = prepare_image(image, dtype=dtype, device=device)
+    space = EditSpace(family, x0, luma_only=luma_only, pyramid=_make_pyramid(pyramid))
+    settings = dict(
+        _settings(space, loss, phase_cap, smooth_sigma), requested_target=target, requested_source=source
+    )
+    return space, settings
+
+
+def _check_settings(
+    model: nn.Module, family: str, loss: str, phase_cap: float | None, smooth_sigma: float | None
+) -> None:
     if not isinstance(model, nn.Module):
         raise ValueError(f"model must be a torch.nn.Module (e.g. a ZooModel), got {type(model).__name__}")
     check_family(family)
     check_loss(loss)
     _check_positive("phase_cap", phase_cap)
     _check_positive("smooth_sigma", smooth_sigma, allow_zero=True)
-    device, dtype = _model_device_dtype(model)
-    x0 = prepare_image(image, dtype=dtype, device=device)
-    space = EditSpace(family, x0, luma_only=luma_only, pyramid=_make_pyramid(pyramid))
-    settings = dict(
-        family=family,
+
+
+def _settings(space: EditSpace, loss: str, phase_cap: float | None, smooth_sigma: float | None) -> dict:
+    """The settings of a morph in ``space`` that its result records."""
+    return dict(
+        family=space.family,
         loss=loss,
         luma_only=space.luma_only,
         phase_cap=phase_cap,
         smooth_sigma=smooth_sigma,
-        pyramid=_pyramid_settings(space.pyramid) if family.startswith("csp") else None,
-        requested_target=target,
-        requested_source=source,
+        pyramid=_pyramid_settings(space.pyramid) if space.family.startswith("csp") else None,
     )
-    return space, settings
 
 
 def _pyramid_settings(pyr: SteerablePyramid) -> dict:
@@ -519,12 +590,16 @@ def gradient(
             resolve=_resolver(model, target, source, labels),
         )
     if step.scale == 0:
-        raise ValueError(
-            f"the gradient toward {labels[t]!r} is zero for this image: the model is saturated "
-            f"(try the margin loss or another target), or the image has nothing for a {family} edit "
-            "to act on (a blank image?)"
-        )
+        raise _zero_gradient(labels[t], family)
     return Gradient(model, space, step, t, s, labels, settings)
+
+
+def _zero_gradient(label: str, family: str) -> ValueError:
+    return ValueError(
+        f"the gradient toward {label!r} is zero for this image: the model is saturated "
+        f"(try the margin loss or another target), or the image has nothing for a {family} edit "
+        "to act on (a blank image?)"
+    )
 
 
 # ---------------------------------------------------------------------- result
@@ -659,12 +734,13 @@ class _Line:
     direction: Params
     cap: float | None
 
-    def params(self, size: float) -> Params:
-        moved = tuple(b - size * d for b, d in zip(self.base, self.direction, strict=True))
+    def params(self, size: float | Tensor) -> Params:
+        """Parameters ``size`` along the line: one size, or one per row ``(B,)``."""
+        moved = tuple(b - _per_row(size, d) * d for b, d in zip(self.base, self.direction, strict=True))
         return self.space.cap_phase(moved, self.cap)
 
     @torch.no_grad()
-    def image(self, size: float) -> Tensor:
+    def image(self, size: float | Tensor) -> Tensor:
         return self.space.images(self.params(size)).clamp(0.0, 1.0)
 
 
@@ -712,8 +788,7 @@ def _iterate(
                 return float((line.image(size) - x0).norm())
 
             if guess is None:
-                probe = 1e-3
-                slope = (distance(probe) - current) / probe
+                slope = (distance(PROBE) - current) / PROBE
                 guess = step_l2 / slope if slope > 0 else 1.0
             try:
                 size = _solve_increasing(distance, k * step_l2, current, guess, rtol=0.01)
@@ -800,15 +875,7 @@ def morph(
     -------
     MorphResult
     """
-    if regime not in REGIMES:
-        raise ValueError(f"unknown regime {regime!r}; choose one of {', '.join(REGIMES)}")
-    if isinstance(frames, bool) or not isinstance(frames, int | np.integer) or frames < 2:
-        raise ValueError(f"frames must be an integer >= 2, got {frames!r}")
-    frames = int(frames)
-    if budget is not None and alpha is not None:
-        raise ValueError("give either alpha or budget, not both")
-    budget = _check_positive("budget", budget)
-    alpha = _check_positive("alpha", alpha, allow_zero=True)
+    frames, budget, alpha = _check_run(regime, frames, budget, alpha)
     if grad is None:
         grad = gradient(
             model,
@@ -847,28 +914,47 @@ def path_result(
     alpha_max: float,
 ) -> MorphResult:
     """The :class:`MorphResult` of a path of frames from ``grad``'s image (frame 0)."""
-    frames = len(images)
-    x0 = grad.image
+    run = dict(regime=regime, frames=len(images), budget=budget, alpha=alpha, alpha_max=float(alpha_max))
+    g = grad
+    return _result(images, alphas, probs, g.image, g.settings, run, g.labels, g.target, g.source, g.scale)
+
+
+def _check_run(
+    regime: str, frames: Any, budget: float | None, alpha: float | None
+) -> tuple[int, float | None, float | None]:
+    """Checked ``frames, budget, alpha`` of a morph in ``regime``."""
+    if regime not in REGIMES:
+        raise ValueError(f"unknown regime {regime!r}; choose one of {', '.join(REGIMES)}")
+    if isinstance(frames, bool) or not isinstance(frames, int | np.integer) or frames < 2:
+        raise ValueError(f"frames must be an integer >= 2, got {frames!r}")
+    if budget is not None and alpha is not None:
+        raise ValueError("give either alpha or budget, not both")
+    return int(frames), _check_positive("budget", budget), _check_positive("alpha", alpha, allow_zero=True)
+
+
+def _result(
+    images: Tensor,
+    alphas: Tensor,
+    probs: Tensor,
+    x0: Tensor,
+    settings: dict,
+    run: dict,
+    labels: list[str],
+    target: int,
+    source: int,
+    scale: float,
+) -> MorphResult:
+    """The :class:`MorphResult` of frames ``images`` of ``x0`` (``run``: regime, frames, budget, ...)."""
     l2 = (images - x0).flatten(1).norm(dim=1).double().cpu()
-    params = dict(
-        grad.settings,
-        regime=regime,
-        frames=frames,
-        budget=budget,
-        alpha=alpha,
-        alpha_max=float(alpha_max),
-        gradient_scale=grad.scale,
-        target=grad.target,
-        source=grad.source,
-    )
+    params = dict(settings, **run, gradient_scale=scale, target=target, source=source)
     params = {k: v for k, v in params.items() if not k.startswith("requested_")}
     return MorphResult(
         frames=images.detach().float().cpu(),
         alphas=alphas.double().cpu(),
         l2=l2,
         probs=probs.float().cpu(),
-        labels=grad.labels,
-        target=grad.target,
-        source=grad.source,
+        labels=labels,
+        target=target,
+        source=source,
         params=params,
     )

@@ -23,6 +23,24 @@ def stable(rows):
     return sorted(({k: v for k, v in r.items() if k not in VOLATILE} for r in rows), key=lambda r: r["key"])
 
 
+def assert_same_rows(rows, expected):
+    """The same cases and measures; numbers to float tolerance (batches round differently).
+
+    E is a fit stopped after a fixed number of L-BFGS iterations, so a change of 1e-7 in a
+    frame can move it by ~1e-4: it gets its own tolerance.
+    """
+    rows, expected = stable(rows), stable(expected)
+    assert [r["key"] for r in rows] == [r["key"] for r in expected]
+    for row, want in zip(rows, expected, strict=True):
+        assert row.keys() == want.keys()
+        for key, value in want.items():
+            if isinstance(value, float):
+                value = (
+                    pytest.approx(value, abs=2e-3) if key.startswith("e_") else pytest.approx(value, rel=1e-4)
+                )
+            assert row[key] == value, key
+
+
 class Interrupt(Exception):
     pass
 
@@ -42,15 +60,15 @@ def test_interrupted_run_resumes_to_the_same_results(tmp_path):
         raise Interrupt
 
     out = tmp_path / "resumed"
-    with pytest.raises(Interrupt):
-        evaluate(CONFIG, out, progress=stop_after_first_source)
+    with pytest.raises(Interrupt):  # one source a batch: interrupted after the first
+        evaluate(CONFIG, out, progress=stop_after_first_source, batch=1)
     assert len(read_rows(out / "results.jsonl")) == 2
     with (out / "results.jsonl").open("a") as f:
         f.write('{"key": "half a line')  # as if killed mid-write
     calls = []
-    resumed = evaluate(CONFIG, out, progress=lambda done, total, eta: calls.append(done))
+    resumed = evaluate(CONFIG, out, progress=lambda done, total, eta: calls.append(done), batch=1)
     assert calls == [4]  # only the second source's two cases ran
-    assert stable(resumed) == stable(whole)
+    assert_same_rows(resumed, whole)  # one source at a time gives what a batch of both gave
 
 
 def test_resuming_with_other_settings_is_refused(tmp_path):
@@ -84,3 +102,28 @@ def test_the_command_logs_progress_lines_when_not_on_a_terminal(tmp_path, capsys
     assert "\r" not in captured.err  # a log gets whole lines, not a line rewritten in place
     assert captured.err.splitlines()[-1].startswith("2/2 cases")
     assert (tmp_path / "run" / "report.md").is_file() and "report.md" in captured.out
+
+
+def test_ray_is_not_imported_unless_asked_for_and_a_missing_ray_says_how_to_install_it(tmp_path, capsys):
+    import subprocess
+    import sys
+
+    code = "import sys, morphlib.cli, morphlib.evaluate, morphlib.executors; print('ray' in sys.modules)"
+    assert (
+        subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip() == "False"
+    )
+
+    from morphlib.cli import main
+
+    saved = sys.modules.get("ray")
+    sys.modules["ray"] = None  # what Python does for a package that is not installed: import fails
+    try:
+        argv = ["evaluate", "--dataset", "digits", "--model", "digits-cnn", "--out", str(tmp_path)]
+        assert main([*argv, "--executor", "ray"]) == 2
+    finally:
+        if saved is None:
+            del sys.modules["ray"]
+        else:
+            sys.modules["ray"] = saved
+    assert "pip install 'morphlib[ray]'" in capsys.readouterr().err
+    assert not (tmp_path / "results.jsonl").exists()
