@@ -184,6 +184,13 @@ def run_study(
 ) -> list[dict]:
     """Run (or resume) the study of ``config`` into ``out/rows.jsonl``; returns its rows."""
     out.mkdir(parents=True, exist_ok=True)
+    config_path = out / f"config_{config.dataset}.json"
+    if config_path.exists():
+        stored = {**json.loads(config_path.read_text()), "sources": config.sources}
+        stored["judges"] = tuple(stored["judges"])
+        if StudyConfig(**stored) != config:
+            raise ValueError(f"{out} holds a study of {config.dataset} with other settings ({config_path})")
+    config_path.write_text(json.dumps(asdict(config), indent=2))
     settings = list(settings or default_settings(CHANNELS[config.dataset]))
     driver = load_model(config.model)
     judges = [load_model(j) for j in config.judges]
@@ -252,7 +259,7 @@ def run_study(
             sink.flush()
             if setting.name not in examples:  # the grid's frames: the first pairs, kept once
                 first = [r["index"] for r in rows][:EXAMPLES]
-                examples[setting.name] = edited[: len(first)].half()
+                examples[setting.name] = (edited[: len(first)].clamp(0, 1) * 255).round().to(torch.uint8)
                 torch.save(examples, examples_path)
     return [r for r in read_rows(path) if r["dataset"] == config.dataset]
 
@@ -348,8 +355,18 @@ def _table(summary: Sequence[dict], judges: Sequence[str]) -> list[str]:
     return lines
 
 
-def write_report(configs: Sequence[StudyConfig], out: Path) -> Path:
-    """``report.md``, ``results.csv`` and one grid of last frames per data set, from the rows."""
+def stored_configs(out: Path) -> list[StudyConfig]:
+    """The study configurations under ``out``, one per data set, in :data:`DEFAULT_MODELS` order."""
+    configs = {}
+    for path in out.glob("config_*.json"):
+        raw = json.loads(path.read_text())
+        configs[raw["dataset"]] = StudyConfig(**{**raw, "judges": tuple(raw["judges"])})
+    return [configs[d] for d in sorted(configs, key=lambda d: list(DEFAULT_MODELS).index(d))]
+
+
+def write_report(out: Path) -> Path:
+    """``report.md``, ``results.csv`` and one grid of last frames per data set studied under ``out``."""
+    configs = stored_configs(out)
     rows = read_rows(out / "rows.jsonl")
     text = [
         "# What makes a morph good: the settings study",
@@ -386,6 +403,7 @@ def write_report(configs: Sequence[StudyConfig], out: Path) -> Path:
             else f"No setting flips {100 * GOOD_FLIP_RATE:.0f} % of the pairs within the cap.",
             "",
         ]
+        text += _defaults_check(summary)
         grid = _grid(config, out, mine)
         if grid is not None:
             text += [f"![last frames, {config.dataset}]({grid.name})", ""]
@@ -399,6 +417,33 @@ def write_report(configs: Sequence[StudyConfig], out: Path) -> Path:
     report = out / "report.md"
     report.write_text("\n".join(text))
     return report
+
+
+def recommended_setting() -> Setting:
+    """The setting :mod:`morphlib.recommended` gives the app and the CLI."""
+    from . import recommended as r
+
+    return Setting(r.FAMILY, r.REGIME, smooth_sigma=r.SMOOTH_SIGMA, min_prob=r.GOAL_PROB)
+
+
+def _defaults_check(summary: Sequence[dict]) -> list[str]:
+    """How the app's default setting does here, against pixel edits on the same path and goal."""
+    chosen = recommended_setting()
+    peer = Setting("pixel", "persistent", min_prob=chosen.min_prob).name
+    lines = {s["setting"]: s for s in summary}
+    if chosen.name not in lines:
+        return []
+    out = [f"The app's and the CLI's default (`morphlib.recommended`) is **{chosen.name}**:"]
+    for name in (chosen.name, peer):
+        if name in lines:
+            s = lines[name]
+            judged = ", ".join(_cell(v) for k, v in s.items() if k.startswith("judge:"))
+            mean = transfer_of(s)
+            out.append(
+                f"- {name}: flips {s['flips']}/{s['pairs']} ({100 * s['flip_rate']:.0f} %), judges {judged}"
+                + (f" (mean {100 * mean:.0f} %)" if mean is not None else "")
+            )
+    return out + [""]
 
 
 def _numel(config: StudyConfig) -> int:
@@ -430,7 +475,9 @@ def _grid(config: StudyConfig, out: Path, rows: Sequence[dict]) -> Path | None:
     )
 
     def show(ax, image: torch.Tensor, title: str) -> None:
-        picture = image.float().clamp(0, 1).permute(1, 2, 0).numpy()
+        picture = (
+            (image.float() / (255 if image.dtype == torch.uint8 else 1)).clamp(0, 1).permute(1, 2, 0).numpy()
+        )
         ax.imshow(picture[..., 0] if picture.shape[-1] == 1 else picture, cmap="gray", vmin=0, vmax=1)
         ax.set_xticks([])
         ax.set_yticks([])
@@ -516,5 +563,5 @@ def run(args) -> int:
             )
 
         run_study(config, args.out, settings, progress=report)
-    print(f"report: {write_report(configs, args.out)}")
+    print(f"report: {write_report(args.out)}")
     return 0

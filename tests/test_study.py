@@ -79,3 +79,16 @@ def test_best_setting_needs_flips_before_judges_count():
     # "a" has the best transfer (9/9) and flips 90 %, the bar; "c" beats "b"
     assert best_setting(summary)["setting"] == "a"
     assert best_setting(summary[1:])["setting"] == "c"
+
+
+def test_the_app_default_is_one_of_the_settings_the_study_measures():
+    from morphlib import recommended
+    from morphlib.study import recommended_setting
+
+    chosen = recommended_setting()
+    assert chosen in default_settings(1) and chosen in default_settings(3)
+    assert (chosen.family, chosen.regime, chosen.min_prob) == (
+        recommended.FAMILY,
+        recommended.REGIME,
+        recommended.GOAL_PROB,
+    )
