@@ -52,7 +52,7 @@ except ImportError:  # not on a Space
 #: A ZeroGPU Space: each ``@spaces.GPU`` call runs in a forked process (see :func:`on_gpu`).
 ZERO_GPU = bool(os.environ.get("SPACES_ZERO_GPU"))
 #: The page opens on the first of these examples whose model loads now (without a download).
-START_EXAMPLES = ("cat", "digit-3")
+START_EXAMPLES = ("cat", "mnist-3", "digit-3")
 COMPUTE_LIMIT = int(os.environ.get("MORPHLIB_APP_CONCURRENCY", "2"))
 ON_SPACE = bool(os.environ.get("SPACE_ID"))
 INTRO = """# morphlib: how would this classifier change the image?
