@@ -39,6 +39,7 @@ from .morph import (
     _zero_gradient,
     default_budget,
     prepare_image,
+    stalled,
 )
 from .transforms import SteerablePyramid
 
@@ -289,7 +290,7 @@ def _iterated_rows(
             keep = [j for j, f in enumerate(found) if not isinstance(f, Exception)]
             for j, f in enumerate(found):
                 if isinstance(f, Exception):
-                    out[live[j]] = f
+                    out[live[j]] = stalled(regime, budget, current[j], k, frames)
             if len(keep) < len(live):  # drop the rows that cannot go on
                 if not keep:
                     return out

@@ -237,6 +237,15 @@ class BudgetUnreachable(ValueError):
     """The edit path never reaches the requested L2 budget (phase edits saturate)."""
 
 
+def stalled(regime: str, budget: float, current: float, step: int, frames: int) -> BudgetUnreachable:
+    """The error of an iterative path that cannot take its ``step``-th step toward ``budget``."""
+    return BudgetUnreachable(
+        f"the L2 budget {budget:.4g} cannot be reached along the {regime} path: it stalls at "
+        f"L2 {current:.4g} (step {step} of {frames - 1}); use a smaller budget, another family, "
+        "or no phase cap"
+    )
+
+
 def _solve_increasing(
     fn: Callable[[float], float], goal: float, f0: float, guess: float, rtol: float
 ) -> float:
@@ -794,11 +803,7 @@ def _iterate(
                 size = _solve_increasing(distance, k * step_l2, current, guess, rtol=0.01)
             except BudgetUnreachable as err:
                 if stop is None:
-                    raise BudgetUnreachable(
-                        f"the L2 budget {budget:.4g} cannot be reached along the {regime} path: it "
-                        f"stalls at L2 {current:.4g} (step {k} of {frames - 1}); use a smaller budget, "
-                        "another family, or no phase cap"
-                    ) from err
+                    raise stalled(regime, budget, current, k, frames) from err
                 break  # saturated: the path ends here
             guess = size
         images.append(line.image(size))

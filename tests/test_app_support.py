@@ -502,7 +502,9 @@ def test_compare_families_at_one_budget(engine):
 
 def test_compare_reports_a_family_that_cannot_reach_the_budget(engine):
     grating = example_by_name("grating-90").file
-    out = engine.compare(grating, Settings(model="orientation-cnn-robust", frames=2, regime="frozen"), budget=12.0)
+    out = engine.compare(
+        grating, Settings(model="orientation-cnn-robust", frames=2, regime="frozen"), budget=12.0
+    )
     failed = {row[0]: row[5] for row in out.rows if row[5]}
     assert "csp-phase" in failed and "cannot be reached" in failed["csp-phase"]
     assert "pixel" not in failed and out.video.is_file()
