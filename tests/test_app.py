@@ -604,3 +604,22 @@ def test_on_zerogpu_a_second_request_neither_reloads_the_model_nor_loses_the_gra
     loads = [line for line in text.splitlines() if " loaded " in line and " in process " in line]
     assert loads and all(line.endswith(f"in process {proc.pid}") for line in loads), text
     assert sum(f"loaded {MODEL} " in line for line in loads) == 1
+
+
+def test_a_grey_mnist_digit_morphs_as_grey_with_the_default_settings(client):
+    """The offline default: a real MNIST digit, the robust MNIST model, the study's settings."""
+    mnist = str(example_by_name("mnist-3").file)
+    video, _, _, frame, _, _, summary, message, _, _ = client.predict(
+        image=handle_file(mnist), model="mnist-cnn-robust", target="8", api_name="/morph"
+    )
+    settings = summary["settings"]
+    assert (settings["family"], settings["regime"], settings["mode"]) == ("csp-joint", "step-local", "auto")
+    assert summary["auto"]["reached"] and summary["frames"][-1]["top5"][0][0] == "8"
+    assert summary["frames"][-1]["l2"] <= 0.28 * 28 * 1.01  # within the auto cap, RMS 0.28
+    with Image.open(frame) as shown:
+        pixels = np.asarray(shown.convert("RGB"), dtype=np.int16)
+    spread = np.abs(pixels - pixels[..., :1]).max(axis=(1, 2))  # per row of the annotated frame
+    side = pixels.shape[1]  # the image is square; the coloured probability panel lies below it
+    # grey in, grey out: the served frame is lossily encoded (a level or two of chroma noise);
+    # the colour fringes of an RGB edit of a grey digit were 25 levels (channel spread 0.10)
+    assert spread[:side].max() <= 2
