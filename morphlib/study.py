@@ -33,7 +33,7 @@ import torch
 
 from .data import CHANNELS
 from .data import load as load_data
-from .evaluate import EvalConfig, choose_sources
+from .evaluate import EvalConfig, choose_sources, read_rows
 from .metrics import fit_warp
 from .strength import AUTO_MAX_RMS, auto_morph
 from .zoo import load as load_model
@@ -162,18 +162,6 @@ def fade(source: torch.Tensor, edited: torch.Tensor) -> torch.Tensor:
 
 def _key(dataset: str, setting: str, index: int, target: int) -> str:
     return f"{dataset}|{setting}|{index}|{target}"
-
-
-def read_rows(path: Path) -> list[dict]:
-    if not path.exists():
-        return []
-    rows = []
-    for line in path.read_text().splitlines():
-        try:
-            rows.append(json.loads(line))
-        except json.JSONDecodeError:  # a line cut short by an interrupted run
-            continue
-    return rows
 
 
 def run_study(
