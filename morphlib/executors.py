@@ -28,6 +28,8 @@ from .morph import BATCH, BudgetUnreachable
 
 #: Times a chunk is started again after the worker running it died, before the run gives up.
 RETRIES = 3
+#: Pixel values per batch of warp fits (float64): 2^23 keeps each of the fit's images at 64 MiB.
+FIT_VALUES = 2**23
 RAY_MISSING = "--executor ray needs Ray, an optional dependency: pip install 'morphlib[ray]' (or ray==2.60.0)"
 
 
@@ -63,9 +65,8 @@ class ChunkResult:
 def run_chunk(chunk: Chunk, model, judges: Sequence, frames: int) -> ChunkResult:
     """Morph a chunk's sources, one batch per (regime, budget, family), and measure the last frames.
 
-    Each source's warp fits run as one batch of its reached cases, in plan order, as they
-    do when sources run one at a time (a batch fit is one L-BFGS problem, so its grouping
-    is part of the numbers).
+    The warp fits of every reached case run as one batch (each image is its own fit, so
+    the grouping does not change the numbers).
     """
     groups: dict[tuple, list[tuple[torch.Tensor, Any]]] = {}
     for _, image, cases in chunk.sources:
@@ -100,10 +101,10 @@ def run_chunk(chunk: Chunk, model, judges: Sequence, frames: int) -> ChunkResult
                 seconds=seconds,
             )
     verdicts = _judge(judges, lasts)
+    energies = _warp_energies(chunk, lasts)
     rows, examples = [], {}
-    for index, image, cases in chunk.sources:
+    for index, _, cases in chunk.sources:
         reached = [case.key for case in cases if case.key in lasts]
-        energies = _warp_energies(image, reached, lasts)
         for case in cases:
             row = dict(asdict(case), key=case.key, **measured[case.key])
             if case.key in lasts:  # the row's fields in the order one-at-a-time runs wrote them
@@ -133,18 +134,27 @@ def _judge(judges: Sequence, lasts: dict[str, torch.Tensor]) -> dict[str, dict[s
     return verdicts
 
 
-def _warp_energies(image: torch.Tensor, keys: list[str], lasts: dict[str, torch.Tensor]) -> dict[str, dict]:
-    """Warp-explained energy of each of one source's last frames: warp only, and warp plus gain."""
+def _warp_energies(chunk: Chunk, lasts: dict[str, torch.Tensor]) -> dict[str, dict]:
+    """Warp-explained energy of every reached case's last frame: warp only, and warp plus gain."""
+    keys, sources = [], []
+    for _, image, cases in chunk.sources:
+        for case in cases:
+            if case.key in lasts:
+                keys.append(case.key)
+                sources.append(image.cpu())
     if not keys:
         return {}
-    edited = torch.cat([lasts[key] for key in keys]).double()
-    source = image[None].double().cpu().expand_as(edited)
-    warp = fit_warp(source, edited)
-    gained = fit_warp(source, edited, gain=True, start=warp)
-    return {
-        key: dict(e_warp=float(w), e_warp_gain=float(g))
-        for key, w, g in zip(keys, warp.energy, gained.energy, strict=True)
-    }
+    per_group = max(1, FIT_VALUES // sources[0].numel())
+    energies = {}
+    for at in range(0, len(keys), per_group):
+        group = keys[at : at + per_group]
+        edited = torch.cat([lasts[key].cpu() for key in group]).double()
+        source = torch.stack(sources[at : at + per_group]).double()
+        warp = fit_warp(source, edited)
+        gained = fit_warp(source, edited, gain=True, start=warp)
+        for key, w, g in zip(group, warp.energy, gained.energy, strict=True):
+            energies[key] = dict(e_warp=float(w), e_warp_gain=float(g))
+    return energies
 
 
 def _pixels(frame: torch.Tensor) -> np.ndarray:

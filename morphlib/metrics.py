@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from . import lbfgs
 from .edits import gaussian_blur
 
 
@@ -41,9 +42,26 @@ def _identity_grid(b: int, h: int, w: int, like: Tensor) -> Tensor:
     return torch.stack([gx, gy], dim=-1).expand(b, h, w, 2)
 
 
-def _upsample(control: Tensor, size: tuple[int, int]) -> Tensor:
-    """Bilinear interpolation of a control grid to the image size (corners aligned)."""
-    return F.interpolate(control, size=size, mode="bilinear", align_corners=True)
+def _interpolation_matrix(n: int, g: int, like: Tensor) -> Tensor:
+    """``(n, g)``: bilinear interpolation weights along one axis, ``g`` points to ``n``, corners aligned.
+
+    A bilinear upsampling is separable, ``U_y @ control @ U_x^T``: two small matrix
+    products, which with their gradients cost far less than ``F.interpolate`` (the same
+    weights) does.
+    """
+    pos = torch.arange(n, dtype=like.dtype, device=like.device) * ((g - 1) / max(n - 1, 1))
+    lo = pos.floor().clamp(max=g - 2).long()
+    frac = pos - lo
+    rows = torch.arange(n, device=like.device)
+    m = torch.zeros(n, g, dtype=like.dtype, device=like.device)
+    m[rows, lo] = 1 - frac
+    m[rows, lo + 1] += frac
+    return m
+
+
+def _pixel_scale(h: int, w: int) -> tuple[float, float]:
+    """Pixels to ``grid_sample``'s normalised units along x and y (corners aligned)."""
+    return 2.0 / max(w - 1, 1), 2.0 / max(h - 1, 1)
 
 
 def apply_warp(source: Tensor, flow: Tensor, log_gain: Tensor | None = None) -> Tensor:
@@ -52,7 +70,7 @@ def apply_warp(source: Tensor, flow: Tensor, log_gain: Tensor | None = None) -> 
     ``out(p) = source(p + flow(p)) * exp(log_gain(p))``, bilinear, borders replicated.
     """
     b, _, h, w = source.shape
-    scale = torch.tensor([2.0 / max(w - 1, 1), 2.0 / max(h - 1, 1)], dtype=flow.dtype, device=flow.device)
+    scale = torch.tensor(_pixel_scale(h, w), dtype=flow.dtype, device=flow.device)
     grid = _identity_grid(b, h, w, source) + flow.permute(0, 2, 3, 1) * scale
     out = F.grid_sample(source, grid, mode="bilinear", padding_mode="border", align_corners=True)
     return out if log_gain is None else out * torch.exp(log_gain)
@@ -68,13 +86,15 @@ def fit_warp(
     iterations: int = 60,
     start: WarpFit | None = None,
 ) -> WarpFit:
-    """Fit a smooth warp (and optional gain) mapping ``source`` onto ``edited``.
+    """Fit a smooth warp (and optional gain) mapping ``source`` onto ``edited``, image by image.
 
     The displacement (and log-gain) live on a ``grid x grid`` control lattice,
     interpolated bilinearly.  The fit is coarse to fine: it first matches blurred
     images (Gaussian sigma in pixels from ``blur_levels``), which keeps moderate
     displacements out of local minima, then the images themselves.  Each stage runs
     L-BFGS from the previous stage's fields; fields start at the identity, so E >= 0.
+    Each image is its own problem (:mod:`morphlib.lbfgs`): its fit does not depend on
+    what else is in the batch, so batches of any grouping give the same numbers.
 
     Parameters
     ----------
@@ -102,39 +122,47 @@ def fit_warp(
     source = source.detach().double()
     edited = edited.detach().double()
     b, _, h, w = source.shape
-    flow_ctl = torch.zeros(b, 2, grid, grid, dtype=torch.float64, requires_grad=True)
-    gain_ctl = torch.zeros(b, 1, grid, grid, dtype=torch.float64, requires_grad=True) if gain else None
-    params = [flow_ctl] + ([gain_ctl] if gain else [])
+    n_fields = 3 if gain else 2  # x and y displacement, then log-gain
+    up_y, up_x = _interpolation_matrix(h, grid, source), _interpolation_matrix(w, grid, source)
+    # the displacement's control values are in pixels; the sampling grid wants normalised units
+    units = torch.tensor([*_pixel_scale(h, w), 1.0][:n_fields], dtype=source.dtype)
+    identity = _identity_grid(b, h, w, source)
 
-    def fields():
-        log_gain = _upsample(gain_ctl, (h, w)) if gain else None
-        return _upsample(flow_ctl, (h, w)), log_gain
+    def fields(params: Tensor) -> Tensor:  # (B, F*g*g) -> (B, H, W, F) in sampling units
+        control = params.view(b, n_fields, grid, grid) * units.view(1, -1, 1, 1)
+        return (up_y @ control @ up_x.T).permute(0, 2, 3, 1)
 
+    def render(image: Tensor, params: Tensor) -> Tensor:
+        full = fields(params)
+        out = F.grid_sample(
+            image, identity + full[..., :2], mode="bilinear", padding_mode="border", align_corners=True
+        )
+        return out * torch.exp(full[..., 2])[:, None] if gain else out
+
+    params = source.new_zeros(b, n_fields * grid * grid)
     for sigma in blur_levels:
         src, tgt = source, edited
         if sigma > 0:  # coarse levels fit blurred images, so large moves are found first
             src, tgt = gaussian_blur(source, sigma), gaussian_blur(edited, sigma)
-        # Each image's residual relative to its own edit, so a batch fits like separate fits.
+        # Each image's residual relative to its own edit, so tolerances mean the same for all.
         norm = (tgt - src).pow(2).flatten(1).sum(1).clamp_min(1e-12)
-        opt = torch.optim.LBFGS(params, max_iter=iterations, line_search_fn="strong_wolfe")
 
-        def closure(src=src, tgt=tgt, norm=norm, opt=opt):
-            opt.zero_grad()
-            loss = ((apply_warp(src, *fields()) - tgt).pow(2).flatten(1).sum(1) / norm).sum()
-            loss.backward()
-            return loss
+        def objective(p: Tensor, src: Tensor = src, tgt: Tensor = tgt, norm: Tensor = norm) -> Tensor:
+            return (render(src, p) - tgt).pow(2).flatten(1).sum(1) / norm
 
-        opt.step(closure)
+        params = lbfgs.minimize(objective, params, iterations=iterations)
 
     with torch.no_grad():
-        flow, log_gain = fields()
-        warped = apply_warp(source, flow, log_gain)
+        full = fields(params).permute(0, 3, 1, 2)
+        flow = full[:, :2] / units[:2].view(1, 2, 1, 1)  # back to pixels
+        log_gain = full[:, 2:] if gain else None
+        warped = render(source, params)
         edit = (edited - source).pow(2).flatten(1).sum(1)
         residual = (edited - warped).pow(2).flatten(1).sum(1)
         energy = torch.where(edit > 0, 1 - residual / edit.clamp_min(1e-300), torch.ones_like(edit))
         # The identity warp is admissible, so a coarse stage that ends worse counts as E = 0.
         energy = energy.clamp_min(0.0)
-        control = flow_ctl.detach()
+        control = params.view(b, n_fields, grid, grid)[:, :2].clone()
         if gain and start is not None:
             keep = start.energy > energy
             energy = torch.where(keep, start.energy, energy)

@@ -6,6 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from morphlib import lbfgs
 from morphlib.metrics import (
     angular_gap,
     apply_warp,
@@ -80,6 +81,37 @@ def test_brightness_needs_the_gain_field(image):
         torch.full((2,), math.log(1.2), dtype=torch.float64),
         atol=0.02,
     )
+
+
+def test_a_batch_fits_each_image_as_alone(image):
+    """Each image is its own problem: batched with others, its fit is the one it gets alone."""
+    flows = known_warps(image)
+    edited = torch.cat([apply_warp(image, flows["rotation"]), image + 0.03 * torch.sin(7 * image)])
+    sources = torch.cat([image, image])
+    for gain in (False, True):
+        together = fit_warp(sources, edited, gain=gain)
+        for i in range(len(sources)):
+            alone = fit_warp(sources[i : i + 1], edited[i : i + 1], gain=gain)
+            assert torch.allclose(together.energy[i], alone.energy[0], rtol=0, atol=1e-12)
+            assert torch.allclose(together.flow[i], alone.flow[0], rtol=0, atol=1e-9)
+
+
+def test_batched_lbfgs_solves_each_problem_on_its_own():
+    """Rosenbrock valleys of different shapes, one per row: every row reaches its own minimum."""
+    a = torch.tensor([1.0, 2.0, -1.0], dtype=torch.float64)
+
+    def rosenbrock(x):
+        return (a - x[:, 0]) ** 2 + 10 * (x[:, 1] - x[:, 0] ** 2) ** 2
+
+    x = lbfgs.minimize(rosenbrock, torch.zeros(3, 2, dtype=torch.float64), iterations=200)
+    assert torch.allclose(x, torch.stack([a, a**2], 1), atol=1e-4)
+    alone = lbfgs.minimize(rosenbrock, torch.zeros(3, 2, dtype=torch.float64), iterations=5)
+    first = lbfgs.minimize(
+        lambda x: (a[:1] - x[:, 0]) ** 2 + 10 * (x[:, 1] - x[:, 0] ** 2) ** 2,
+        torch.zeros(1, 2, dtype=torch.float64),
+        iterations=5,
+    )
+    assert torch.equal(alone[:1], first)  # five steps in a batch are the five steps alone
 
 
 def test_identical_images_and_bad_shapes(image):
