@@ -2,7 +2,8 @@
 
 For each case, in the same run and interleaved (so that machine load hits all alike):
 
-* **morph()**: ``morphlib.morph`` on the image already fitted to the model (numerics only);
+* **morph()**: ``morphlib.morph`` on the image already fitted to the model, with the
+  settings the app uses for the case (numerics only);
 * **library**: the same morph through :class:`morphlib.app.engine.Engine` in this process
   (decode the file, fit it, gradient, morph, and the renders the app returns: the annotated
   frames and their MP4, the change map, the plot's data; the GIF is made only when asked
@@ -12,8 +13,10 @@ For each case, in the same run and interleaved (so that machine load hits all al
 
 The app's overhead is ``app / library − 1`` (goal: under 20 %).  Both sides compute the
 gradient every time (the app runs with ``MORPHLIB_APP_GRADIENT_CACHE=0``).  Cases: the
-bundled ``digits-cnn-robust`` (32 x 32) and a ResNet-50 with random weights at 224 x 224
-(served as a Hub model from a Hub cache laid out in a temporary folder, offline).
+bundled ``digits-cnn-robust`` (32 x 32) with the app's default settings (a step-local path,
+one gradient per frame) and with the paper's (csp-phase, frozen: one gradient), and a
+ResNet-50 with random weights at 224 x 224 with the paper's settings (served as a Hub
+model from a Hub cache laid out in a temporary folder, offline).
 A second table splits the app's time into the server's own work (``Engine.morph``'s
 ``seconds`` in the returned summary, measured inside the server) and the rest: serving
 (upload, queue, Gradio's pre- and post-processing) and transport (downloading the files).
@@ -55,10 +58,15 @@ from morphlib.zoo.manifest import DEFAULT_MANIFEST  # noqa: E402
 
 FRAMES = 16
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
-# (label, model id, example file, target, L2 budget)
+# The paper's setting: one gradient, extrapolated (the cheapest morph).  The app's default
+# (settings.py, from recommended.py) walks a step-local path, one gradient per frame.
+PAPER = dict(family="csp-phase", regime="frozen", smooth_sigma=0.0)
+# (label, model id, example file, target, L2 budget, settings besides the app's defaults)
+DIGIT, CAT = "assets/examples/digit-3.png", "assets/examples/cat.jpg"
 CASES = [
-    ("digits-cnn-robust, 32x32", "digits-cnn-robust", "assets/examples/digit-3.png", "9", 4.0),
-    ("ResNet-50 (random weights), 224x224", "resnet50-random", "assets/examples/cat.jpg", "281", 10.0),
+    ("digits-cnn-robust, 32x32, app default", "digits-cnn-robust", DIGIT, "9", 4.0, {}),
+    ("digits-cnn-robust, 32x32, csp-phase frozen", "digits-cnn-robust", DIGIT, "9", 4.0, PAPER),
+    ("ResNet-50 (random weights), 224x224, csp-phase frozen", "resnet50-random", CAT, "281", 10.0, PAPER),
 ]
 
 
@@ -130,11 +138,19 @@ def start_app(manifest: Path, env: dict, log: Path) -> tuple[subprocess.Popen, s
     raise RuntimeError(f"the app did not start within 120 s: {log.read_text()}")
 
 
-def bench_case(label, model_id, image, target, budget, engine, clients, repeats) -> dict:
+def settings_of(model_id: str, target: str, budget: float, preset: dict) -> Settings:
+    return Settings(model=model_id, target=target, mode="budget", strength=budget, frames=FRAMES, **preset)
+
+
+def bench_case(label, model_id, image, target, budget, preset, engine, clients, repeats) -> dict:
     from gradio_client import handle_file
 
     path = str(ROOT / image)
-    settings = Settings(model=model_id, target=target, mode="budget", strength=budget, frames=FRAMES)
+    settings = settings_of(model_id, target, budget, preset)
+    s = settings.validated()
+    options = dict(  # the morph the app makes with these settings, as a library call
+        family=s.family, regime=s.regime, smooth_sigma=s.smooth_sigma or None, phase_cap=s.phase_cap or None
+    )
     model = engine.registry.load(model_id)
     size = tuple(engine.registry.choice(model_id).entry.input_size)
     x = fit_to_size(load_image(path).image, size)[0]
@@ -149,13 +165,14 @@ def bench_case(label, model_id, image, target, budget, engine, clients, repeats)
             mode="budget",
             strength=budget,
             frames=FRAMES,
+            **preset,
             api_name="/morph",
         )
         if record:
             server.append(outputs[6]["seconds"])
 
     steps = {
-        "morph": lambda: morph(model, x, target, frames=FRAMES, budget=budget),
+        "morph": lambda: morph(model, x, target, frames=FRAMES, budget=budget, **options),
         "library": lambda: engine.morph(path, settings),
         "app": lambda: app_call(clients[0], record=True),
         "app_local": lambda: app_call(clients[1]),
@@ -188,7 +205,7 @@ def bench_floor(client, repeats: int) -> dict[str, float]:
     """Latency of near-empty requests: the fixed cost of a request through ``gradio_client``."""
     from gradio_client import handle_file
 
-    model_id, image, target, budget = CASES[0][1:]
+    model_id, image, target, budget, preset = CASES[0][1:]
     client.predict(
         image=handle_file(str(ROOT / image)),
         model=model_id,
@@ -222,8 +239,8 @@ def bench_renders(engine, repeats: int) -> list[dict]:
     from morphlib.render import annotated_frames, change_map, probability_plot, write_gif, write_mp4
 
     rows = []
-    for label, model_id, image, target, budget in CASES:
-        s = Settings(model=model_id, target=target, mode="budget", strength=budget, frames=FRAMES)
+    for label, model_id, image, target, budget, preset in CASES:
+        s = settings_of(model_id, target, budget, preset)
         out = engine.morph(str(ROOT / image), s)
         r, folder = out.result, out.video.parent
 
@@ -378,7 +395,7 @@ def main() -> None:
     info = (
         f"CPU: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, {threads} torch threads "
         f"(each process); torch {torch.__version__}; load average {load_before:.1f} before, "
-        f"{load_after:.1f} after; {FRAMES}-frame frozen csp-phase morph at a fixed L2 budget; "
+        f"{load_after:.1f} after; {FRAMES}-frame morphs at a fixed L2 budget, with each case's settings; "
         f"medians of {args.repeats} runs"
     )
     text = (

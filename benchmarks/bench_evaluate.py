@@ -16,14 +16,18 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import sys
 import time
+from pathlib import Path
 
 import torch
 
-from morphlib.data import load as load_data
-from morphlib.evaluate import Case
-from morphlib.executors import Chunk, RayExecutor, SerialExecutor, WorkerSetup, run_chunk
-from morphlib.zoo import load
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from morphlib.data import load as load_data  # noqa: E402
+from morphlib.evaluate import Case  # noqa: E402
+from morphlib.executors import Chunk, RayExecutor, SerialExecutor, WorkerSetup, run_chunk  # noqa: E402
+from morphlib.zoo import load  # noqa: E402
 
 # (driver, judge, data set): the bundled models.
 BUNDLED = [("digits-cnn-robust", "digits-judge", "digits"), ("shapes-cnn", "shapes-judge", "shapes")]

@@ -656,7 +656,7 @@ class Engine:
         frames = np.concatenate([first, rest])  # drawn while ffmpeg starts
         video = encoder.finish(ping_pong(frames))
         change = out / "change.png"
-        Image.fromarray(change_map(result)).save(change, compress_level=1)
+        Image.fromarray(change_map(result, min_side=side)).save(change, compress_level=1)
         summary = result.summary()
         summary.update(
             model=p.model_id,
