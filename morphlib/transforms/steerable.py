@@ -84,6 +84,7 @@ class _Filters:
     levels: list[_Level]
     lowpass_analysis: Tensor  # (h, w, 2) on the last octave's grid
     lowpass_synthesis: Tensor
+    mirror: tuple[Tensor, Tensor]  # (rows, cols) index of -f for the columns of the rfft2 half
 
 
 def _frequencies(size: int, full: int) -> Tensor:
@@ -137,11 +138,6 @@ def _scale(z: Tensor, mask: Tensor) -> Tensor:
     return torch.view_as_complex(torch.view_as_real(z) * mask)
 
 
-def _mirror_index(n: int, count: int, device) -> Tensor:
-    """Indices of the frequencies ``-0, -1, ..., -(count - 1)`` on a DFT axis of length ``n``."""
-    return (-torch.arange(count, device=device)) % n
-
-
 def _full_spectrum(half: Tensor, width: int) -> Tensor:
     """The full DFT of a real image of this width from its ``rfft2`` half (Hermitian symmetry).
 
@@ -159,13 +155,11 @@ def _full_spectrum(half: Tensor, width: int) -> Tensor:
     return full
 
 
-def _hermitian_half(spec: Tensor) -> Tensor:
-    """The ``rfft2`` half of the Hermitian part of ``spec``: ``irfft2`` of it is ``ifft2(spec).real``."""
-    h, w = spec.shape[-2:]
-    rows = _mirror_index(h, h, spec.device)
-    cols = _mirror_index(w, w // 2 + 1, spec.device)
+def _hermitian_half(spec: Tensor, mirror: tuple[Tensor, Tensor], rot: complex = 1) -> Tensor:
+    """The ``rfft2`` half of the Hermitian part of ``rot * spec``: ``irfft2`` of it is ``ifft2(rot * spec).real``."""
+    rows, cols = mirror
     mirrored = spec[..., rows[:, None], cols].conj()
-    return (spec[..., : w // 2 + 1] + mirrored) * 0.5
+    return (spec[..., : cols.numel()] * (0.5 * rot)).add_(mirrored, alpha=0.5 * rot.conjugate())
 
 
 def _rcos_high(u: Tensor, position: float, width: float) -> Tensor:
@@ -310,7 +304,12 @@ class SteerablePyramid:
         log_r, _ = grid(sizes[octaves])
         low = _rcos_low(log_r, -float(octaves), width_log)
         low_scale = self._lowpass_scale(area, sizes[octaves], octaves)
-        return _Filters(sizes, cast(highpass), levels, cast(low * low_scale), cast(low / low_scale))
+        # Frequencies -0, -1, ... on each axis (row -r, column -c of the rfft2 half's columns).
+        mirror = (
+            (-torch.arange(height, device=device)) % height,
+            (-torch.arange(width // 2 + 1, device=device)) % width,
+        )
+        return _Filters(sizes, cast(highpass), levels, cast(low * low_scale), cast(low / low_scale), mirror)
 
     def _band_scale(self, area: int, size: tuple[int, int], octave: int) -> float:
         if self.tight:
@@ -330,8 +329,8 @@ class SteerablePyramid:
         image_size = tuple(x.shape[-2:])
         lead = x.shape[:2]
         parts = [self._analyze(chunk) for (chunk,) in _chunks(x.flatten(0, 1))]
-        highpass, lowpass = (torch.cat([p[i] for p in parts]).unflatten(0, lead) for i in (0, 2))
-        bands = [torch.cat(level).unflatten(0, lead) for level in zip(*(p[1] for p in parts), strict=True)]
+        highpass, lowpass = (_cat([p[i] for p in parts]).unflatten(0, lead) for i in (0, 2))
+        bands = [_cat(level).unflatten(0, lead) for level in zip(*(p[1] for p in parts), strict=True)]
         return PyramidCoeffs(highpass, bands, lowpass, image_size)
 
     def _analyze(self, x: Tensor) -> tuple[Tensor, list[Tensor], Tensor]:
@@ -374,30 +373,48 @@ class SteerablePyramid:
             )
         else:
             res = [(None, None)] * len(bands)
-        out = torch.cat([self._synthesize(f, b, hp, lp) for b, (hp, lp) in zip(bands, res, strict=True)])
+        out = _cat([self._synthesize(f, b, hp, lp) for b, (hp, lp) in zip(bands, res, strict=True)])
         return out.unflatten(0, lead)
 
     def _synthesize(self, f: _Filters, bands, highpass: Tensor | None, lowpass: Tensor | None) -> Tensor:
         """Images ``(N, H, W)`` from one chunk's bands (and residuals, unless None)."""
         full = f.sizes[0]
-        rot = (1j) ** (self.orientations - 1)
         # Bands and the low-pass go into one full spectrum; only its Hermitian part survives
-        # the final real inverse, so the real high-pass joins in the half spectrum.
+        # the final real inverse, so the real high-pass joins in the half spectrum.  The
+        # bands' (i)^order (the adjoint of analysis' rotation) is applied there, once.
+        rot = (1j) ** (self.orientations - 1)
         spec = None
         pending = None  # sum of one octave's levels, on that octave's grid
         for i, (lvl, band) in enumerate(zip(f.levels, bands, strict=True)):
-            part = _scale(torch.fft.fft2(band, norm="ortho"), lvl.synthesis).sum(dim=-3)
+            part = _masked_sum(torch.fft.fft2(band, norm="ortho"), lvl.synthesis)
             pending = part if pending is None else pending + part
             if i + 1 == len(f.levels) or f.levels[i + 1].octave != lvl.octave:
-                spec = _add_padded(spec, pending * rot, full)
+                spec = _add_padded(spec, pending, full)
                 pending = None
         if highpass is None:
-            half = _hermitian_half(spec)
+            half = _hermitian_half(spec, f.mirror, rot)
         else:
             low = _scale(torch.fft.fft2(lowpass, norm="ortho"), f.lowpass_synthesis)
-            spec = _add_padded(spec, low, full)
-            half = _hermitian_half(spec) + _scale(torch.fft.rfft2(highpass, norm="ortho"), f.highpass)
+            spec = _add_padded(spec, low / rot, full)
+            half = _hermitian_half(spec, f.mirror, rot).add_(_scale(torch.fft.rfft2(highpass, norm="ortho"), f.highpass))
         return torch.fft.irfft2(half, s=full, norm="ortho")
+
+
+def _masked_sum(bands: Tensor, masks: Tensor) -> Tensor:
+    """``sum_k bands[:, k] * masks[k]`` for complex ``(N, K, h, w)`` bands and ``(K, h, w, 2)`` masks.
+
+    One multiply-accumulate per orientation, with no ``(N, K, h, w)`` product in memory.
+    """
+    z = torch.view_as_real(bands)
+    acc = z[:, 0] * masks[0]
+    for k in range(1, masks.shape[0]):
+        acc = acc.addcmul_(z[:, k], masks[k])
+    return torch.view_as_complex(acc)
+
+
+def _cat(parts: list[Tensor]) -> Tensor:
+    """Concatenate chunks along the first axis; one chunk is returned as it is (no copy)."""
+    return parts[0] if len(parts) == 1 else torch.cat(parts)
 
 
 def _chunks(*tensors: Tensor, values: int | None = None) -> list[tuple[Tensor, ...]]:
