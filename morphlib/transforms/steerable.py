@@ -73,14 +73,14 @@ class PyramidCoeffs:
 @dataclass
 class _Level:
     octave: int  # index into _Filters.sizes
-    analysis: Tensor  # (K, h, w, 2) real: scale * radial * angular
-    synthesis: Tensor  # (K, h, w, 2) real: the adjoint's mask, divided by scale^2
+    analysis: Tensor  # (K, h, w) complex: rotation * scale * radial * angular
+    synthesis: Tensor  # (K, h, w) complex: its adjoint's (conjugate rotation, divided by scale^2)
 
 
 @dataclass
 class _Filters:
     sizes: list[tuple[int, int]]  # grid size per octave, full size first
-    highpass: Tensor  # (H, W // 2 + 1, 2): applied to the rfft2 half spectrum
+    highpass: Tensor  # (H, W // 2 + 1): applied to the rfft2 half spectrum
     levels: list[_Level]
     lowpass_analysis: Tensor  # (h, w, 2) on the last octave's grid
     lowpass_synthesis: Tensor
@@ -129,15 +129,6 @@ def _add_padded(target: Tensor | None, small: Tensor, shape: torch.Size) -> Tens
     return target
 
 
-def _scale(z: Tensor, mask: Tensor) -> Tensor:
-    """``z * mask`` for complex ``z`` and a real mask stored as ``(..., 2)`` (each value twice).
-
-    Multiplying the real view keeps the mask real (no complex cast per call), and the
-    duplicated last axis keeps the innermost loop contiguous, which vectorises.
-    """
-    return torch.view_as_complex(torch.view_as_real(z) * mask)
-
-
 def _full_spectrum(half: Tensor, width: int) -> Tensor:
     """The full DFT of a real image of this width from its ``rfft2`` half (Hermitian symmetry).
 
@@ -155,11 +146,14 @@ def _full_spectrum(half: Tensor, width: int) -> Tensor:
     return full
 
 
-def _hermitian_half(spec: Tensor, mirror: tuple[Tensor, Tensor], rot: complex = 1) -> Tensor:
-    """The ``rfft2`` half of the Hermitian part of ``rot * spec``: ``irfft2`` of it is ``ifft2(rot * spec).real``."""
+def _hermitian_half(spec: Tensor, mirror: tuple[Tensor, Tensor]) -> Tensor:
+    """The ``rfft2`` half of the Hermitian part of ``spec``: ``irfft2`` of it is ``ifft2(spec).real``.
+
+    ``mirror`` indexes the frequencies ``(-r, -c)`` of the half's rows and columns.
+    """
     rows, cols = mirror
     mirrored = spec[..., rows[:, None], cols].conj()
-    return (spec[..., : cols.numel()] * (0.5 * rot)).add_(mirrored, alpha=0.5 * rot.conjugate())
+    return (spec[..., : cols.numel()] + mirrored) * 0.5
 
 
 def _rcos_high(u: Tensor, position: float, width: float) -> Tensor:
@@ -283,8 +277,13 @@ class SteerablePyramid:
             radius[0, 0] = 2.0 / width
             return torch.log2(radius), torch.atan2(fy.expand_as(radius), fx.expand_as(radius))
 
-        def cast(t):  # a real mask, each value twice (see _scale)
-            return t.to(dtype=dtype, device=device).unsqueeze(-1).expand(*t.shape, 2).contiguous()
+        # Masks are complex: multiplying a complex spectrum by a complex mask runs as fast as
+        # by a real one, and so carries the bands' rotation at no cost.
+        def cast(t, factor: complex = 1.0):
+            return (t * factor).to(dtype=dtype.to_complex(), device=device)
+
+        # (-i)^order turns the cosine lobe into the analytic (quadrature) filter.
+        rot = (-1j) ** order
 
         log_r0, _ = grid(sizes[0])
         highpass = _rcos_high(log_r0, 0.0, width_log)[:, : width // 2 + 1]
@@ -299,7 +298,7 @@ class SteerablePyramid:
             )
             mask = radial[None] * angular / math.sqrt(2.0)  # the tight frame's band filter
             scale = self._band_scale(area, sizes[octave], octave)
-            levels.append(_Level(octave, cast(mask * scale), cast(mask / scale)))
+            levels.append(_Level(octave, cast(mask, rot * scale), cast(mask, rot.conjugate() / scale)))
 
         log_r, _ = grid(sizes[octaves])
         low = _rcos_low(log_r, -float(octaves), width_log)
@@ -337,17 +336,15 @@ class SteerablePyramid:
         """Highpass, bands and lowpass of images ``(N, H, W)``."""
         f = self.filters(*x.shape[-2:], x.dtype, x.device)
         half = torch.fft.rfft2(x, norm="ortho")
-        highpass = torch.fft.irfft2(_scale(half, f.highpass), s=x.shape[-2:], norm="ortho")
+        highpass = torch.fft.irfft2(half * f.highpass, s=x.shape[-2:], norm="ortho")
         spec = _full_spectrum(half, x.shape[-1])
-        # (-i)^order turns the cosine lobe into the analytic (quadrature) filter.
-        rot = (-1j) ** (self.orientations - 1)
         bands = []
         cropped = None
         for i, lvl in enumerate(f.levels):
             if i == 0 or lvl.octave != f.levels[i - 1].octave:
-                cropped = _crop(spec, f.sizes[lvl.octave]) * rot
-            bands.append(torch.fft.ifft2(_scale(cropped.unsqueeze(-3), lvl.analysis), norm="ortho"))
-        low_spec = _scale(_crop(spec, f.sizes[-1]), f.lowpass_analysis)
+                cropped = _crop(spec, f.sizes[lvl.octave])
+            bands.append(torch.fft.ifft2(cropped.unsqueeze(-3) * lvl.analysis, norm="ortho"))
+        low_spec = _crop(spec, f.sizes[-1]) * f.lowpass_analysis
         lowpass = torch.fft.ifft2(low_spec, norm="ortho").real
         return highpass, bands, lowpass
 
@@ -380,9 +377,7 @@ class SteerablePyramid:
         """Images ``(N, H, W)`` from one chunk's bands (and residuals, unless None)."""
         full = f.sizes[0]
         # Bands and the low-pass go into one full spectrum; only its Hermitian part survives
-        # the final real inverse, so the real high-pass joins in the half spectrum.  The
-        # bands' (i)^order (the adjoint of analysis' rotation) is applied there, once.
-        rot = (1j) ** (self.orientations - 1)
+        # the final real inverse, so the real high-pass joins in the half spectrum.
         spec = None
         pending = None  # sum of one octave's levels, on that octave's grid
         for i, (lvl, band) in enumerate(zip(f.levels, bands, strict=True)):
@@ -392,24 +387,22 @@ class SteerablePyramid:
                 spec = _add_padded(spec, pending, full)
                 pending = None
         if highpass is None:
-            half = _hermitian_half(spec, f.mirror, rot)
+            half = _hermitian_half(spec, f.mirror)
         else:
-            low = _scale(torch.fft.fft2(lowpass, norm="ortho"), f.lowpass_synthesis)
-            spec = _add_padded(spec, low / rot, full)
-            half = _hermitian_half(spec, f.mirror, rot).add_(_scale(torch.fft.rfft2(highpass, norm="ortho"), f.highpass))
+            spec = _add_padded(spec, torch.fft.fft2(lowpass, norm="ortho") * f.lowpass_synthesis, full)
+            half = _hermitian_half(spec, f.mirror).add_(torch.fft.rfft2(highpass, norm="ortho") * f.highpass)
         return torch.fft.irfft2(half, s=full, norm="ortho")
 
 
 def _masked_sum(bands: Tensor, masks: Tensor) -> Tensor:
-    """``sum_k bands[:, k] * masks[k]`` for complex ``(N, K, h, w)`` bands and ``(K, h, w, 2)`` masks.
+    """``sum_k bands[:, k] * masks[k]`` for ``(N, K, h, w)`` bands and ``(K, h, w)`` masks.
 
     One multiply-accumulate per orientation, with no ``(N, K, h, w)`` product in memory.
     """
-    z = torch.view_as_real(bands)
-    acc = z[:, 0] * masks[0]
+    acc = bands[:, 0] * masks[0]
     for k in range(1, masks.shape[0]):
-        acc = acc.addcmul_(z[:, k], masks[k])
-    return torch.view_as_complex(acc)
+        acc = acc.addcmul_(bands[:, k], masks[k])
+    return acc
 
 
 def _cat(parts: list[Tensor]) -> Tensor:
