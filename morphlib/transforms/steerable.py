@@ -325,51 +325,28 @@ class SteerablePyramid:
     def analyze(self, x: Tensor) -> PyramidCoeffs:
         """Decompose ``x`` ``(B, C, H, W)`` (float32/float64, at least 16 px a side)."""
         x = check_images(x, min_size=MIN_SIZE)
-        f = self.filters(*x.shape[-2:], x.dtype, x.device)
-        flat = x.flatten(0, 1)
-        chunks = [chunk for (chunk,) in _chunks(flat)]
-        if torch.is_grad_enabled() and x.requires_grad:
-            # Transforms that write into given memory (out=) record no gradient.
-            parts = [self._analyze(f, chunk) for chunk in chunks]
-            highpass, lowpass = (_cat([p[i] for p in parts]) for i in (0, 2))
-            bands = [_cat(level) for level in zip(*(p[1] for p in parts), strict=True)]
-        else:
-            # Each chunk's inverse FFTs write straight into the output: no concatenation copy.
-            n, complex_dtype = flat.shape[0], x.dtype.to_complex()
-            highpass = torch.empty_like(flat)
-            bands = [flat.new_empty(n, *lvl.analysis.shape, dtype=complex_dtype) for lvl in f.levels]
-            lowpass = flat.new_empty(n, *f.sizes[-1])
-            start = 0
-            for chunk in chunks:
-                rows = slice(start, start + chunk.shape[0])
-                self._analyze(f, chunk, (highpass[rows], [b[rows] for b in bands], lowpass[rows]))
-                start = rows.stop
+        image_size = tuple(x.shape[-2:])
         lead = x.shape[:2]
-        return PyramidCoeffs(
-            highpass.unflatten(0, lead),
-            [b.unflatten(0, lead) for b in bands],
-            lowpass.unflatten(0, lead),
-            tuple(x.shape[-2:]),
-        )
+        parts = [self._analyze(chunk) for (chunk,) in _chunks(x.flatten(0, 1))]
+        highpass, lowpass = (_cat([p[i] for p in parts]).unflatten(0, lead) for i in (0, 2))
+        bands = [_cat(level).unflatten(0, lead) for level in zip(*(p[1] for p in parts), strict=True)]
+        return PyramidCoeffs(highpass, bands, lowpass, image_size)
 
-    def _analyze(
-        self, f: _Filters, x: Tensor, out: tuple[Tensor, list[Tensor], Tensor] | None = None
-    ) -> tuple[Tensor, list[Tensor], Tensor]:
-        """Highpass, bands and lowpass of images ``(N, H, W)``, written into ``out`` if given."""
-        out_high, out_bands, out_low = out if out is not None else (None, [None] * len(f.levels), None)
+    def _analyze(self, x: Tensor) -> tuple[Tensor, list[Tensor], Tensor]:
+        """Highpass, bands and lowpass of images ``(N, H, W)``."""
+        f = self.filters(*x.shape[-2:], x.dtype, x.device)
         half = torch.fft.rfft2(x, norm="ortho")
-        highpass = torch.fft.irfft2(half * f.highpass, s=x.shape[-2:], norm="ortho", out=out_high)
+        highpass = torch.fft.irfft2(half * f.highpass, s=x.shape[-2:], norm="ortho")
         spec = _full_spectrum(half, x.shape[-1])
         bands = []
         cropped = None
         for i, lvl in enumerate(f.levels):
             if i == 0 or lvl.octave != f.levels[i - 1].octave:
                 cropped = _crop(spec, f.sizes[lvl.octave])
-            masked = cropped.unsqueeze(-3) * lvl.analysis
-            bands.append(torch.fft.ifft2(masked, norm="ortho", out=out_bands[i]))
+            bands.append(torch.fft.ifft2(cropped.unsqueeze(-3) * lvl.analysis, norm="ortho"))
         low_spec = _crop(spec, f.sizes[-1]) * f.lowpass_analysis
         lowpass = torch.fft.ifft2(low_spec, norm="ortho").real
-        return highpass, bands, lowpass if out_low is None else out_low.copy_(lowpass)
+        return highpass, bands, lowpass
 
     def synthesize(self, coeffs: PyramidCoeffs, residuals: bool = True) -> Tensor:
         """Reconstruct images from coefficients; the exact inverse of :meth:`analyze`.
