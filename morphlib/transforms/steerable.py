@@ -82,7 +82,7 @@ class _Filters:
     sizes: list[tuple[int, int]]  # grid size per octave, full size first
     highpass: Tensor  # (H, W // 2 + 1): applied to the rfft2 half spectrum
     levels: list[_Level]
-    lowpass_analysis: Tensor  # (h, w, 2) on the last octave's grid
+    lowpass_analysis: Tensor  # (h, w) on the last octave's grid
     lowpass_synthesis: Tensor
     mirror: tuple[Tensor, Tensor]  # (rows, cols) index of -f for the columns of the rfft2 half
 
