@@ -73,17 +73,18 @@ class PyramidCoeffs:
 @dataclass
 class _Level:
     octave: int  # index into _Filters.sizes
-    analysis: Tensor  # (K, h, w, 2) real: scale * radial * angular
-    synthesis: Tensor  # (K, h, w, 2) real: the adjoint's mask, divided by scale^2
+    analysis: Tensor  # (K, h, w) complex: rotation * scale * radial * angular
+    synthesis: Tensor  # (K, h, w) complex: its adjoint's (conjugate rotation, divided by scale^2)
 
 
 @dataclass
 class _Filters:
     sizes: list[tuple[int, int]]  # grid size per octave, full size first
-    highpass: Tensor  # (H, W // 2 + 1, 2): applied to the rfft2 half spectrum
+    highpass: Tensor  # (H, W // 2 + 1): applied to the rfft2 half spectrum
     levels: list[_Level]
-    lowpass_analysis: Tensor  # (h, w, 2) on the last octave's grid
+    lowpass_analysis: Tensor  # (h, w) on the last octave's grid
     lowpass_synthesis: Tensor
+    mirror: tuple[Tensor, Tensor]  # (rows, cols) index of -f for the columns of the rfft2 half
 
 
 def _frequencies(size: int, full: int) -> Tensor:
@@ -128,20 +129,6 @@ def _add_padded(target: Tensor | None, small: Tensor, shape: torch.Size) -> Tens
     return target
 
 
-def _scale(z: Tensor, mask: Tensor) -> Tensor:
-    """``z * mask`` for complex ``z`` and a real mask stored as ``(..., 2)`` (each value twice).
-
-    Multiplying the real view keeps the mask real (no complex cast per call), and the
-    duplicated last axis keeps the innermost loop contiguous, which vectorises.
-    """
-    return torch.view_as_complex(torch.view_as_real(z) * mask)
-
-
-def _mirror_index(n: int, count: int, device) -> Tensor:
-    """Indices of the frequencies ``-0, -1, ..., -(count - 1)`` on a DFT axis of length ``n``."""
-    return (-torch.arange(count, device=device)) % n
-
-
 def _full_spectrum(half: Tensor, width: int) -> Tensor:
     """The full DFT of a real image of this width from its ``rfft2`` half (Hermitian symmetry).
 
@@ -159,13 +146,14 @@ def _full_spectrum(half: Tensor, width: int) -> Tensor:
     return full
 
 
-def _hermitian_half(spec: Tensor) -> Tensor:
-    """The ``rfft2`` half of the Hermitian part of ``spec``: ``irfft2`` of it is ``ifft2(spec).real``."""
-    h, w = spec.shape[-2:]
-    rows = _mirror_index(h, h, spec.device)
-    cols = _mirror_index(w, w // 2 + 1, spec.device)
+def _hermitian_half(spec: Tensor, mirror: tuple[Tensor, Tensor]) -> Tensor:
+    """The ``rfft2`` half of the Hermitian part of ``spec``: ``irfft2`` of it is ``ifft2(spec).real``.
+
+    ``mirror`` indexes the frequencies ``(-r, -c)`` of the half's rows and columns.
+    """
+    rows, cols = mirror
     mirrored = spec[..., rows[:, None], cols].conj()
-    return (spec[..., : w // 2 + 1] + mirrored) * 0.5
+    return (spec[..., : cols.numel()] + mirrored) * 0.5
 
 
 def _rcos_high(u: Tensor, position: float, width: float) -> Tensor:
@@ -289,8 +277,13 @@ class SteerablePyramid:
             radius[0, 0] = 2.0 / width
             return torch.log2(radius), torch.atan2(fy.expand_as(radius), fx.expand_as(radius))
 
-        def cast(t):  # a real mask, each value twice (see _scale)
-            return t.to(dtype=dtype, device=device).unsqueeze(-1).expand(*t.shape, 2).contiguous()
+        # Masks are complex: multiplying a complex spectrum by a complex mask runs as fast as
+        # by a real one, and so carries the bands' rotation at no cost.
+        def cast(t, factor: complex = 1.0):
+            return (t * factor).to(dtype=dtype.to_complex(), device=device)
+
+        # (-i)^order turns the cosine lobe into the analytic (quadrature) filter.
+        rot = (-1j) ** order
 
         log_r0, _ = grid(sizes[0])
         highpass = _rcos_high(log_r0, 0.0, width_log)[:, : width // 2 + 1]
@@ -305,12 +298,17 @@ class SteerablePyramid:
             )
             mask = radial[None] * angular / math.sqrt(2.0)  # the tight frame's band filter
             scale = self._band_scale(area, sizes[octave], octave)
-            levels.append(_Level(octave, cast(mask * scale), cast(mask / scale)))
+            levels.append(_Level(octave, cast(mask, rot * scale), cast(mask, rot.conjugate() / scale)))
 
         log_r, _ = grid(sizes[octaves])
         low = _rcos_low(log_r, -float(octaves), width_log)
         low_scale = self._lowpass_scale(area, sizes[octaves], octaves)
-        return _Filters(sizes, cast(highpass), levels, cast(low * low_scale), cast(low / low_scale))
+        # Frequencies -0, -1, ... on each axis (row -r, column -c of the rfft2 half's columns).
+        mirror = (
+            (-torch.arange(height, device=device)) % height,
+            (-torch.arange(width // 2 + 1, device=device)) % width,
+        )
+        return _Filters(sizes, cast(highpass), levels, cast(low * low_scale), cast(low / low_scale), mirror)
 
     def _band_scale(self, area: int, size: tuple[int, int], octave: int) -> float:
         if self.tight:
@@ -330,25 +328,23 @@ class SteerablePyramid:
         image_size = tuple(x.shape[-2:])
         lead = x.shape[:2]
         parts = [self._analyze(chunk) for (chunk,) in _chunks(x.flatten(0, 1))]
-        highpass, lowpass = (torch.cat([p[i] for p in parts]).unflatten(0, lead) for i in (0, 2))
-        bands = [torch.cat(level).unflatten(0, lead) for level in zip(*(p[1] for p in parts), strict=True)]
+        highpass, lowpass = (_cat([p[i] for p in parts]).unflatten(0, lead) for i in (0, 2))
+        bands = [_cat(level).unflatten(0, lead) for level in zip(*(p[1] for p in parts), strict=True)]
         return PyramidCoeffs(highpass, bands, lowpass, image_size)
 
     def _analyze(self, x: Tensor) -> tuple[Tensor, list[Tensor], Tensor]:
         """Highpass, bands and lowpass of images ``(N, H, W)``."""
         f = self.filters(*x.shape[-2:], x.dtype, x.device)
         half = torch.fft.rfft2(x, norm="ortho")
-        highpass = torch.fft.irfft2(_scale(half, f.highpass), s=x.shape[-2:], norm="ortho")
+        highpass = torch.fft.irfft2(half * f.highpass, s=x.shape[-2:], norm="ortho")
         spec = _full_spectrum(half, x.shape[-1])
-        # (-i)^order turns the cosine lobe into the analytic (quadrature) filter.
-        rot = (-1j) ** (self.orientations - 1)
         bands = []
         cropped = None
         for i, lvl in enumerate(f.levels):
             if i == 0 or lvl.octave != f.levels[i - 1].octave:
-                cropped = _crop(spec, f.sizes[lvl.octave]) * rot
-            bands.append(torch.fft.ifft2(_scale(cropped.unsqueeze(-3), lvl.analysis), norm="ortho"))
-        low_spec = _scale(_crop(spec, f.sizes[-1]), f.lowpass_analysis)
+                cropped = _crop(spec, f.sizes[lvl.octave])
+            bands.append(torch.fft.ifft2(cropped.unsqueeze(-3) * lvl.analysis, norm="ortho"))
+        low_spec = _crop(spec, f.sizes[-1]) * f.lowpass_analysis
         lowpass = torch.fft.ifft2(low_spec, norm="ortho").real
         return highpass, bands, lowpass
 
@@ -374,30 +370,44 @@ class SteerablePyramid:
             )
         else:
             res = [(None, None)] * len(bands)
-        out = torch.cat([self._synthesize(f, b, hp, lp) for b, (hp, lp) in zip(bands, res, strict=True)])
+        out = _cat([self._synthesize(f, b, hp, lp) for b, (hp, lp) in zip(bands, res, strict=True)])
         return out.unflatten(0, lead)
 
     def _synthesize(self, f: _Filters, bands, highpass: Tensor | None, lowpass: Tensor | None) -> Tensor:
         """Images ``(N, H, W)`` from one chunk's bands (and residuals, unless None)."""
         full = f.sizes[0]
-        rot = (1j) ** (self.orientations - 1)
         # Bands and the low-pass go into one full spectrum; only its Hermitian part survives
         # the final real inverse, so the real high-pass joins in the half spectrum.
         spec = None
         pending = None  # sum of one octave's levels, on that octave's grid
         for i, (lvl, band) in enumerate(zip(f.levels, bands, strict=True)):
-            part = _scale(torch.fft.fft2(band, norm="ortho"), lvl.synthesis).sum(dim=-3)
+            part = _masked_sum(torch.fft.fft2(band, norm="ortho"), lvl.synthesis)
             pending = part if pending is None else pending + part
             if i + 1 == len(f.levels) or f.levels[i + 1].octave != lvl.octave:
-                spec = _add_padded(spec, pending * rot, full)
+                spec = _add_padded(spec, pending, full)
                 pending = None
         if highpass is None:
-            half = _hermitian_half(spec)
+            half = _hermitian_half(spec, f.mirror)
         else:
-            low = _scale(torch.fft.fft2(lowpass, norm="ortho"), f.lowpass_synthesis)
-            spec = _add_padded(spec, low, full)
-            half = _hermitian_half(spec) + _scale(torch.fft.rfft2(highpass, norm="ortho"), f.highpass)
+            spec = _add_padded(spec, torch.fft.fft2(lowpass, norm="ortho") * f.lowpass_synthesis, full)
+            half = _hermitian_half(spec, f.mirror).add_(torch.fft.rfft2(highpass, norm="ortho") * f.highpass)
         return torch.fft.irfft2(half, s=full, norm="ortho")
+
+
+def _masked_sum(bands: Tensor, masks: Tensor) -> Tensor:
+    """``sum_k bands[:, k] * masks[k]`` for ``(N, K, h, w)`` bands and ``(K, h, w)`` masks.
+
+    One multiply-accumulate per orientation, with no ``(N, K, h, w)`` product in memory.
+    """
+    acc = bands[:, 0] * masks[0]
+    for k in range(1, masks.shape[0]):
+        acc = acc.addcmul_(bands[:, k], masks[k])
+    return acc
+
+
+def _cat(parts: list[Tensor]) -> Tensor:
+    """Concatenate chunks along the first axis; one chunk is returned as it is (no copy)."""
+    return parts[0] if len(parts) == 1 else torch.cat(parts)
 
 
 def _chunks(*tensors: Tensor, values: int | None = None) -> list[tuple[Tensor, ...]]:
