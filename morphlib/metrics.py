@@ -71,7 +71,11 @@ def apply_warp(source: Tensor, flow: Tensor, log_gain: Tensor | None = None) -> 
     """
     b, _, h, w = source.shape
     scale = torch.tensor(_pixel_scale(h, w), dtype=flow.dtype, device=flow.device)
-    grid = _identity_grid(b, h, w, source) + flow.permute(0, 2, 3, 1) * scale
+    return _sample(source, _identity_grid(b, h, w, source) + flow.permute(0, 2, 3, 1) * scale, log_gain)
+
+
+def _sample(source: Tensor, grid: Tensor, log_gain: Tensor | None) -> Tensor:
+    """``source`` at ``grid`` (``grid_sample`` units), bilinear, borders replicated, times exp(log_gain)."""
     out = F.grid_sample(source, grid, mode="bilinear", padding_mode="border", align_corners=True)
     return out if log_gain is None else out * torch.exp(log_gain)
 
@@ -125,7 +129,7 @@ def fit_warp(
     n_fields = 3 if gain else 2  # x and y displacement, then log-gain
     up_y, up_x = _interpolation_matrix(h, grid, source), _interpolation_matrix(w, grid, source)
     # the displacement's control values are in pixels; the sampling grid wants normalised units
-    units = torch.tensor([*_pixel_scale(h, w), 1.0][:n_fields], dtype=source.dtype)
+    units = torch.tensor([*_pixel_scale(h, w), 1.0][:n_fields], dtype=source.dtype, device=source.device)
     identity = _identity_grid(b, h, w, source)
 
     def fields(params: Tensor) -> Tensor:  # (B, F*g*g) -> (B, H, W, F) in sampling units
@@ -134,10 +138,7 @@ def fit_warp(
 
     def render(image: Tensor, params: Tensor) -> Tensor:
         full = fields(params)
-        out = F.grid_sample(
-            image, identity + full[..., :2], mode="bilinear", padding_mode="border", align_corners=True
-        )
-        return out * torch.exp(full[..., 2])[:, None] if gain else out
+        return _sample(image, identity + full[..., :2], full[..., 2][:, None] if gain else None)
 
     params = source.new_zeros(b, n_fields * grid * grid)
     for sigma in blur_levels:
