@@ -51,7 +51,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from morphlib import morph  # noqa: E402
-from morphlib.app.engine import Engine, GradientCache, ModelRegistry, OutputDirs  # noqa: E402
+from morphlib.app.engine import Engine, GradientCache, ModelRegistry, OutputDirs, gradient_options  # noqa: E402
 from morphlib.app.images import fit_to_size, load_image  # noqa: E402
 from morphlib.app.settings import Settings  # noqa: E402
 from morphlib.zoo.manifest import DEFAULT_MANIFEST  # noqa: E402
@@ -148,9 +148,7 @@ def bench_case(label, model_id, image, target, budget, preset, engine, clients, 
     path = str(ROOT / image)
     settings = settings_of(model_id, target, budget, preset)
     s = settings.validated()
-    options = dict(  # the morph the app makes with these settings, as a library call
-        family=s.family, regime=s.regime, smooth_sigma=s.smooth_sigma or None, phase_cap=s.phase_cap or None
-    )
+    options = dict(gradient_options(s, s.family), regime=s.regime)  # the app's morph, as a library call
     model = engine.registry.load(model_id)
     size = tuple(engine.registry.choice(model_id).entry.input_size)
     x = fit_to_size(load_image(path).image, size)[0]

@@ -499,6 +499,23 @@ class _Prepared:
     notes: list[str]
 
 
+def gradient_options(s: Settings, family: str) -> dict:
+    """The keyword arguments of :func:`morphlib.gradient` (and :func:`morphlib.morph`) that
+    ``s`` sets for ``family``: what the app's morph is, as a library call."""
+    pyramid = None
+    if family.startswith("csp"):
+        pyramid = {"bandwidth": s.bandwidth}
+        if s.orientations:
+            pyramid["orientations"] = s.orientations
+    return dict(
+        family=family,
+        luma_only=s.luma_only,
+        phase_cap=s.phase_cap or None,
+        smooth_sigma=s.smooth_sigma or None,
+        pyramid=pyramid,
+    )
+
+
 class Engine:
     """The app's actions, independent of the UI.
 
@@ -552,18 +569,7 @@ class Engine:
         return Prediction(p.model_id, top, labels, suggestion, p.notes)
 
     def _gradient(self, p: _Prepared, target: int, family: str, s: Settings) -> tuple[Gradient, bool]:
-        pyramid = None
-        if family.startswith("csp"):
-            pyramid = {"bandwidth": s.bandwidth}
-            if s.orientations:
-                pyramid["orientations"] = s.orientations
-        options = dict(
-            family=family,
-            luma_only=s.luma_only,
-            phase_cap=s.phase_cap or None,
-            smooth_sigma=s.smooth_sigma or None,
-            pyramid=pyramid,
-        )
+        options = gradient_options(s, family)
         key = (
             p.digest,
             p.model_id,
