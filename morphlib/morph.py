@@ -788,13 +788,16 @@ def _iterate(
             if stop is not None and stop(step.probs):
                 break
         line = _Line(space, base, direction, s["phase_cap"])
+        tried: dict[float, Tensor] = {}  # the last image the search made: usually the one it returns
         if step_l2 is None:
             size = alpha / (frames - 1)
         else:
             current = float((images[-1] - x0).norm())
 
-            def distance(size: float, line: _Line = line) -> float:
-                return float((line.image(size) - x0).norm())
+            def distance(size: float, line: _Line = line, tried: dict = tried) -> float:
+                tried.clear()
+                tried[size] = line.image(size)
+                return float((tried[size] - x0).norm())
 
             if guess is None:
                 slope = (distance(PROBE) - current) / PROBE
@@ -806,7 +809,7 @@ def _iterate(
                     raise stalled(regime, budget, current, k, frames) from err
                 break  # saturated: the path ends here
             guess = size
-        images.append(line.image(size))
+        images.append(tried[size] if size in tried else line.image(size))
         if regime == "persistent":
             base = line.params(size)
         probs.append(None)

@@ -192,6 +192,36 @@ def test_phase_cap_bounds_every_phase_increment(net, image):
     for eta, direction in zip(groups["eta"], raw["eta"], strict=True):  # η is not capped
         torch.testing.assert_close(eta[1], -10.0 * direction[0])
 
+@pytest.mark.parametrize("shape", [(2, 3, 17, 24), (1, 5, 5), (3, 2, 1, 9)])
+@pytest.mark.parametrize("sigma", [1.0, 2.5])
+def test_gaussian_blur_is_a_reflect_padded_convolution(shape, sigma):
+    """Against a direct sum over mirrored taps; a constant stays constant even where the
+    kernel is longer than the signal (the taps mirror back more than once)."""
+    torch.manual_seed(0)
+    x = torch.rand(*shape, dtype=torch.float64)
+    radius = max(1, math.ceil(3 * sigma))
+    taps = torch.exp(-0.5 * (torch.arange(-radius, radius + 1, dtype=torch.float64) / sigma) ** 2)
+    taps = taps / taps.sum()
+
+    def mirror(i: int, n: int) -> int:
+        while not 0 <= i < n:
+            i = -i if i < 0 else 2 * (n - 1) - i
+        return i
+
+    def blur_1d(v: torch.Tensor, dim: int) -> torch.Tensor:
+        n = v.shape[dim]
+        out = torch.zeros_like(v)
+        for i in range(n):
+            for t, w in zip(range(-radius, radius + 1), taps, strict=True):
+                j = mirror(i + t, n) if n > 1 else 0
+                out.select(dim, i).add_(w * v.select(dim, j))
+        return out
+
+    torch.testing.assert_close(gaussian_blur(x, sigma), blur_1d(blur_1d(x, -2), -1), rtol=0, atol=1e-12)
+    ones = torch.ones(*shape, dtype=torch.float64)
+    torch.testing.assert_close(gaussian_blur(ones, sigma), ones, rtol=0, atol=1e-12)
+
+
 
 def test_amplitude_weighted_smoothing(net, image):
     space = EditSpace("csp-phase", image[None])
