@@ -42,6 +42,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -227,6 +228,68 @@ def bench_floor(client, repeats: int) -> dict[str, float]:
     return {k: statistics.median(v) for k, v in runs.items()}
 
 
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+# Clicks *Morph* and records, in the page's own clock, when the video's status tracker (Gradio's
+# ``.wrap.default`` overlay) shows the request running and when it is hidden again: the outputs
+# are then on the page.  The video's URL cannot serve as the signal: Gradio names served files
+# by their content's hash, and the same morph twice gives the same file.
+CLICK = """() => new Promise((resolve) => {
+    const tracker = document.querySelector('#video > .wrap.default');
+    let busy = false;
+    const start = performance.now();
+    const watch = new MutationObserver(() => {
+        if (!tracker.classList.contains('hide')) busy = true;
+        else if (busy) { watch.disconnect(); resolve((performance.now() - start) / 1000); }
+    });
+    watch.observe(tracker, {attributes: true, attributeFilter: ['class']});
+    document.querySelector('#run').click();
+})"""
+SHOWN = "() => document.querySelector('#video video')?.readyState >= 2"
+#: The page as it opens, with its defaults: a real MNIST digit, the robust MNIST model, auto strength.
+START = "the start page: mnist-cnn-robust, 28x28, app default, auto strength"
+
+
+def bench_browser(url: str, repeats: int) -> dict[str, float] | None:
+    """Click to shown outputs in a real headless Chromium, per case: the page opens on the
+    case's permalink (which runs it once, the warm-up), then *Morph* is clicked ``repeats``
+    times.  None when Chromium or Playwright is missing."""
+    if not Path(CHROMIUM).exists():
+        return None
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        return None
+    pages = {START: url}  # the start page morphs on the first click (the warm-up)
+    for label, model_id, image, target, budget, preset in CASES:
+        s = settings_of(model_id, target, budget, preset)
+        pages[label] = replace(s, example=Path(image).stem).link(url)  # morphs on opening
+    out = {}
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS, headless=True)
+        try:
+            for label, link in pages.items():
+                page = browser.new_page(viewport={"width": 1400, "height": 1600})
+                page.set_default_timeout(120_000)
+                page.goto(link)
+                if label == START:
+                    page.locator("#top5").get_by_text("3", exact=True).first.wait_for()
+                    page.evaluate(CLICK)
+                page.wait_for_function(SHOWN)
+                out[label] = statistics.median(page.evaluate(CLICK) for _ in range(repeats))
+                page.close()
+        finally:
+            browser.close()
+    return out
+
+
 def bench_renders(engine, repeats: int) -> list[dict]:
     """The app's render of a morph now, against rendering everything at once as the app did
     before (MP4 with x264's default preset, GIF, matplotlib plot as PNG, change map), on the
@@ -322,6 +385,20 @@ def floor_table(floors: dict[str, dict[str, float]]) -> str:
     return "\n".join(lines)
 
 
+def browser_table(browser: dict[str, float] | None, rows: list[dict]) -> str:
+    if browser is None:
+        return f"(not measured: needs Playwright and Chromium at {CHROMIUM})"
+    lines = [
+        "| case | browser: click to outputs shown (s) | gradio_client, default (s) "
+        "| gradio_client, ssl_verify=False (s) |",
+        "|---|---:|---:|---:|",
+    ]
+    lines.append(f"| {START} | {browser[START]:.3f} | | |")
+    for r in rows:
+        lines.append(f"| {r['name']} | {browser[r['name']]:.3f} | {r['app']:.3f} | {r['app_local']:.3f} |")
+    return "\n".join(lines)
+
+
 def table(rows: list[dict]) -> str:
     lines = [
         "| case | morph() (s) | library: morph + renders (s) | app via gradio_client (s) "
@@ -386,6 +463,7 @@ def main() -> None:
                 for name, client in zip(("default", "ssl_verify=False"), clients, strict=True)
             }
             renders = bench_renders(engine, args.repeats)
+            browser = bench_browser(url, args.repeats)
             load_after = os.getloadavg()[0]
         finally:
             proc.terminate()
@@ -411,6 +489,8 @@ def main() -> None:
         "interleaved):\n\n" + renders_table(renders)
     )
     text += "\n\nFloor of a request (near-empty requests, same runs):\n\n" + floor_table(floors)
+    text += "\n\nIn a browser (headless Chromium, same server): click *Morph* until the outputs are shown\n\n"
+    text += browser_table(browser, rows)
     print(info)
     print(text)
     if args.write:
