@@ -83,10 +83,10 @@ def test_load_an_example_morph_and_see_the_video(page, url, tmp_path):
     shot = screenshot_dir(tmp_path) / "app-morph.png"
     page.screenshot(path=str(shot), full_page=True)
     assert shot.stat().st_size > 50_000
-    assert "Gradient computed" in status
+    assert "per step of the path, the first one computed here" in status  # the default is step-local
     page.locator("#strength input").fill("20")  # a new auto cap: morph again, from the cached gradient
     page.locator("#strength input").press("Enter")
-    page.locator("#status").get_by_text("Gradient reused from the cache").wait_for()
+    page.locator("#status").get_by_text("the first one reused from the cache").wait_for()
     page.get_by_role("tab", name="Share & API").click()
     link = page.locator("#permalink textarea").input_value()
     for part in ("example=digit-7", "family=pixel", "target=3", "strength=20"):

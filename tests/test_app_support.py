@@ -374,6 +374,28 @@ def test_morph_renders_and_caches_the_gradient(engine):
     assert again.cached and again.result.frames.shape[0] == 7 and "cache" in again.message
 
 
+def test_progress_updates_are_throttled():
+    seen = []
+    update = engine_module._throttled(lambda f, d: seen.append((f, d)), interval=3600.0)
+    for fraction in (0.02, 0.1, 0.35, 0.5, 1.0):
+        update(fraction, f"at {fraction}")
+    assert seen == [(0.02, "at 0.02"), (1.0, "at 1.0")]  # the first, then nothing but the last
+    every = []
+    update = engine_module._throttled(lambda f, d: every.append(f), interval=0.0)
+    for fraction in (0.02, 0.1, 1.0):
+        update(fraction, "")
+    assert every == [0.02, 0.1, 1.0]
+
+
+def test_the_message_counts_the_gradients_of_the_regime(engine):
+    s = Settings(model="digits-cnn-robust", target="9", mode="budget", strength=2.0, frames=4)
+    frozen = engine.morph(DIGIT, replace(s, regime="frozen", family="pixel"))
+    assert "one backward pass" in frozen.message and "per step" not in frozen.message
+    path = engine.morph(DIGIT, replace(s, regime="persistent", family="pixel"))
+    assert "One gradient (backward pass) per step of the path, the first one" in path.message
+    assert "one backward pass" not in path.message
+
+
 def test_auto_strength_reaches_the_target(engine):
     s = Settings(model="digits-cnn-robust", target="9", family="pixel", frames=4)
     out = engine.morph(DIGIT, s)

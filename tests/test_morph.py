@@ -192,6 +192,7 @@ def test_phase_cap_bounds_every_phase_increment(net, image):
     for eta, direction in zip(groups["eta"], raw["eta"], strict=True):  # η is not capped
         torch.testing.assert_close(eta[1], -10.0 * direction[0])
 
+
 @pytest.mark.parametrize("shape", [(2, 3, 17, 24), (1, 5, 5), (3, 2, 1, 9)])
 @pytest.mark.parametrize("sigma", [1.0, 2.5])
 def test_gaussian_blur_is_a_reflect_padded_convolution(shape, sigma):
@@ -220,7 +221,6 @@ def test_gaussian_blur_is_a_reflect_padded_convolution(shape, sigma):
     torch.testing.assert_close(gaussian_blur(x, sigma), blur_1d(blur_1d(x, -2), -1), rtol=0, atol=1e-12)
     ones = torch.ones(*shape, dtype=torch.float64)
     torch.testing.assert_close(gaussian_blur(ones, sigma), ones, rtol=0, atol=1e-12)
-
 
 
 def test_amplitude_weighted_smoothing(net, image):

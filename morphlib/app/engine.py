@@ -81,6 +81,10 @@ FPS = 8.0
 VIDEO_PRESET = "ultrafast"
 
 Progress = Callable[[float, str], None]
+#: Least seconds between two progress updates passed on to the UI: each one is a message to the
+#: browser and a redraw there, which on a 32 px step-local morph (15 steps in about 0.1 s) cost
+#: more than the steps (measured: 0.41 s against 0.35 s from click to outputs shown).
+PROGRESS_INTERVAL = 0.25
 log = logging.getLogger("morphlib.app")
 
 __all__ = [
@@ -101,6 +105,23 @@ __all__ = [
 
 def _no_progress(fraction: float, desc: str) -> None:
     return None
+
+
+def _throttled(progress: Progress | None, interval: float = PROGRESS_INTERVAL) -> Progress:
+    """``progress``, passing on the first update and then at most one every ``interval`` seconds
+    (always the last, ``fraction >= 1``)."""
+    if progress is None:
+        return _no_progress
+    last = -math.inf
+
+    def update(fraction: float, desc: str) -> None:
+        nonlocal last
+        now = time.perf_counter()
+        if now - last >= interval or fraction >= 1.0:
+            last = now
+            progress(fraction, desc)
+
+    return update
 
 
 # ---------------------------------------------------------------------- models
@@ -594,7 +615,7 @@ class Engine:
     # ------------------------------------------------------------------ actions
     def morph(self, image: Any, settings: Settings, progress: Progress | None = None) -> MorphOutput:
         """Morph ``image`` as ``settings`` say and render it (see :class:`MorphOutput`)."""
-        progress = progress or _no_progress
+        progress = _throttled(progress)
         started = time.perf_counter()
         s = settings.validated()
         if s.family not in ("pixel", "fourier-phase", "csp-phase", "csp-joint", "csp-amplitude"):
@@ -817,6 +838,10 @@ def _morph_message(result: MorphResult, found: AutoStrength | None, cached: bool
     ]
     if found is not None:
         lines.append(("✓ " if found.reached else "⚠ ") + f"Auto strength: {found.message}")
-    lines.append("Gradient reused from the cache." if cached else "Gradient computed (one backward pass).")
+    if result.params["regime"] == "frozen":
+        lines.append("Gradient " + ("reused from the cache." if cached else "computed (one backward pass)."))
+    else:  # an iterative path takes a fresh gradient at every step after the first
+        first = "reused from the cache" if cached else "computed here"
+        lines.append(f"One gradient (backward pass) per step of the path, the first one {first}.")
     lines += [f"- {note}" for note in notes]
     return "\n\n".join(lines[:3]) + ("\n\n" + "\n".join(lines[3:]) if len(lines) > 3 else "")
