@@ -21,7 +21,8 @@ from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 from PIL import Image
 
-from morphlib.app.examples import example_by_name
+from morphlib.app import handlers
+from morphlib.app.examples import example_by_name, load_examples
 from morphlib.app.settings import MAX_PROB, Settings
 
 DIGIT = str(example_by_name("digit-3").file)
@@ -188,15 +189,14 @@ def test_a_permalink_to_a_model_with_broken_weights_keeps_the_page(server, tmp_p
 
     from morphlib.app.engine import Engine, ModelRegistry, OutputDirs
 
-    app = server[0]
     broken = Engine(ModelRegistry(bad_weights_zoo(tmp_path, monkeypatch)), outputs=OutputDirs(tmp_path / "o"))
-    monkeypatch.setattr(app, "ENGINE", broken)
+    monkeypatch.setattr(handlers, "ENGINE", broken)
 
     class Request:
         query_params = {"model": "bad-mismatch", "example": "digit-3", "frames": "8", "family": "pixel"}
         headers: dict = {}
 
-    out = app.on_load(Request())
+    out = handlers.on_load(Request())
     image, model, status, run = out[0], out[1], out[-3], out[-1]
     assert image.endswith("digit-3.png") and model["value"] == "bad-mismatch" and run is False
     assert out[3] == "pixel" and out[8] == 8  # the link's other settings are kept
@@ -205,8 +205,8 @@ def test_a_permalink_to_a_model_with_broken_weights_keeps_the_page(server, tmp_p
 
 def test_concurrency_bounds_the_compute_events(server, monkeypatch):
     app = server[0]
-    monkeypatch.setattr(app, "ENGINE", app.ENGINE)  # create_demo sets both; restored afterwards
-    monkeypatch.setattr(app, "DEMO", app.DEMO)
+    monkeypatch.setattr(handlers, "ENGINE", handlers.ENGINE)  # create_demo sets both; restored afterwards
+    monkeypatch.setattr(handlers, "DEMO", handlers.DEMO)
     for concurrency in (1, 3):
         demo = app.create_demo(server[2], concurrency=concurrency)
         compute = [fn for fn in demo.fns.values() if fn.concurrency_id == "compute"]
@@ -448,14 +448,14 @@ def as_browser(url: str, fn, session: str, data: list) -> tuple[list, bool]:
 
 
 def test_a_failed_morph_clears_every_output_it_would_have_filled(server):
-    app, url, _ = server
+    url = server[1]
     fresh = Client(url, verbose=False)
     morph(fresh, frames=3)
     assert fresh.predict(2, api_name="/frame") is not None  # a result is shown
     with pytest.raises(AppError, match="cannot be reached"):
         morph(fresh, strength=1000.0)
-    cleanup = follow_up(app.DEMO, "morph", "failure")
-    run = next(fn for fn in app.DEMO.fns.values() if fn.api_name == "morph")
+    cleanup = follow_up(handlers.DEMO, "morph", "failure")
+    run = next(fn for fn in handlers.DEMO.fns.values() if fn.api_name == "morph")
     assert set(run.outputs[:-2]) <= set(cleanup.outputs)  # all but the permalink and the compare budget
     outputs, ok = as_browser(url, cleanup, fresh.session_hash, [])
     assert ok
@@ -469,15 +469,15 @@ def test_a_failed_morph_clears_every_output_it_would_have_filled(server):
 
 
 def test_a_failed_prediction_clears_the_top5_and_the_morph(server, tmp_path):
-    app, url, _ = server
+    url = server[1]
     fresh = Client(url, verbose=False)
     morph(fresh, frames=3)
     bad = tmp_path / "notes.png"
     bad.write_bytes(b"not an image")
     with pytest.raises(AppError, match="not an image"):
         fresh.predict(handle_file(str(bad)), MODEL, api_name="/predict")
-    cleanup = follow_up(app.DEMO, "predict", "failure")
-    predict = next(fn for fn in app.DEMO.fns.values() if fn.api_name == "predict")
+    cleanup = follow_up(handlers.DEMO, "predict", "failure")
+    predict = next(fn for fn in handlers.DEMO.fns.values() if fn.api_name == "predict")
     assert set(predict.outputs) <= set(cleanup.outputs)
     outputs, ok = as_browser(url, cleanup, fresh.session_hash, [MODEL])
     top5, target, status, video = outputs[:4]
@@ -489,12 +489,12 @@ def test_a_failed_prediction_clears_the_top5_and_the_morph(server, tmp_path):
 
 
 def test_a_failed_comparison_clears_its_outputs(server):
-    app, url, _ = server
+    url = server[1]
     fresh = Client(url, verbose=False)
     with pytest.raises(AppError, match="unknown class"):
         fresh.predict(handle_file(DIGIT), MODEL, "eleven", 3.0, frames=3, api_name="/compare")
-    cleanup = follow_up(app.DEMO, "compare", "failure")
-    compare = next(fn for fn in app.DEMO.fns.values() if fn.api_name == "compare")
+    cleanup = follow_up(handlers.DEMO, "compare", "failure")
+    compare = next(fn for fn in handlers.DEMO.fns.values() if fn.api_name == "compare")
     assert set(compare.outputs) == set(cleanup.outputs)
     (video, table, status), ok = as_browser(url, cleanup, fresh.session_hash, [])
     assert ok and video is None and table["data"] == []
@@ -502,7 +502,7 @@ def test_a_failed_comparison_clears_its_outputs(server):
 
 
 def test_every_morph_event_clears_on_failure_and_fills_the_table_on_success(server):
-    demo = server[0].DEMO
+    demo = handlers.DEMO
     morphs = [fn for fn in demo.fns.values() if getattr(fn.fn, "__name__", "") in ("run_morph", "morph_if")]
     assert len(morphs) == 3  # the button, strength/frames changes, a permalink with run=1
     for fn in morphs:
@@ -552,22 +552,21 @@ class PageRequest:
 
 
 def test_the_page_opens_on_the_robust_imagenet_model_when_it_is_there(server, tmp_path, monkeypatch):
-    app = server[0]
-    assert app.start_example().name == "mnist-3"  # offline, nothing cached: real MNIST, robust model
+    assert handlers.start_example().name == "mnist-3"  # offline, nothing cached: real MNIST, robust model
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
     robust_resnet_in_cache(tmp_path / "hub")
-    assert app.start_example().name == "cat" and server[2].registry.default() == "resnet50-l2-eps3"
-    image, model, *_, top5, status, info, run = app.on_load(PageRequest())
+    assert handlers.start_example().name == "cat" and server[2].registry.default() == "resnet50-l2-eps3"
+    image, model, *_, top5, status, info, run = handlers.on_load(PageRequest())
     assert image.endswith("cat.jpg") and model["value"] == "resnet50-l2-eps3" and run is False
     assert len(top5) == 5 and "suggested target" in status and "ε = 3" in info
-    groups = app._example_groups(app.load_examples())
+    groups = handlers.example_groups(load_examples())
     assert {e.name for e in groups[0][0]} >= {"cat", "digit-3"} and len(groups) == 1
 
 
 def test_page_load_downloads_nothing(server, monkeypatch):
-    app, _, engine = server
+    engine = server[2]
     monkeypatch.setattr(engine.registry, "load", lambda *a: pytest.fail("a model was loaded"))
-    out = app.on_load(PageRequest(example="cat", model="resnet50-l2-eps3", run="1"))
+    out = handlers.on_load(PageRequest(example="cat", model="resnet50-l2-eps3", run="1"))
     image, model, status, run = out[0], out[1], out[-3], out[-1]
     assert image.endswith("cat.jpg") and model["value"] == "resnet50-l2-eps3"
     assert "not on this machine yet" in status and run is False
@@ -575,13 +574,12 @@ def test_page_load_downloads_nothing(server, monkeypatch):
 
 
 def test_examples_are_cached_lazily_on_a_space_only_where_the_model_is(server, monkeypatch):
-    app = server[0]
-    monkeypatch.setattr(app, "ON_SPACE", True)
-    (ready, cached), (later, not_cached) = app._example_groups(app.load_examples())
+    monkeypatch.setattr(handlers, "ON_SPACE", True)
+    (ready, cached), (later, not_cached) = handlers.example_groups(load_examples())
     assert cached and not not_cached
     assert "digit-3" in {e.name for e in ready} and "cat" in {e.name for e in later}
-    monkeypatch.setattr(app, "ON_SPACE", False)
-    assert not any(cache for _, cache in app._example_groups(app.load_examples()))
+    monkeypatch.setattr(handlers, "ON_SPACE", False)
+    assert not any(cache for _, cache in handlers.example_groups(load_examples()))
 
 
 # --------------------------------------------------------------------- ZeroGPU
