@@ -74,7 +74,7 @@ class PyramidCoeffs:
 class _Level:
     octave: int  # index into _Filters.sizes
     analysis: Tensor  # (K, h, w) complex: rotation * scale * radial * angular
-    synthesis: Tensor  # (K, h, w) complex: its adjoint's (conjugate rotation, divided by scale^2)
+    synthesis: Tensor  # (K, h, w) complex: the adjoint (conj. rotation, / scale^2), halved: _hermitian_half
 
 
 @dataclass
@@ -83,8 +83,9 @@ class _Filters:
     highpass: Tensor  # (H, W // 2 + 1): applied to the rfft2 half spectrum
     levels: list[_Level]
     lowpass_analysis: Tensor  # (h, w) on the last octave's grid
-    lowpass_synthesis: Tensor
-    mirror: tuple[Tensor, Tensor]  # (rows, cols) index of -f for the columns of the rfft2 half
+    lowpass_synthesis: Tensor  # halved, as the bands' synthesis masks
+    where: list[Tensor]  # per octave: flat positions of its grid's frequencies in the full spectrum
+    mirror: Tensor  # flat positions of -f for the frequencies f of the rfft2 half
 
 
 def _frequencies(size: int, full: int) -> Tensor:
@@ -92,40 +93,40 @@ def _frequencies(size: int, full: int) -> Tensor:
     return torch.fft.fftfreq(size, d=1.0 / size, dtype=torch.float64) * (2.0 / full)
 
 
-def _crop_index(size: int, full: int) -> tuple[slice, slice]:
-    """Where the frequencies ``-(size//2) .. (size+1)//2 - 1`` sit in an unshifted spectrum."""
-    pos = (size + 1) // 2
-    neg = size // 2
-    return slice(0, pos), slice(full - neg, full)
+def _spectrum_index(size: tuple[int, int], full: tuple[int, int]) -> Tensor:
+    """Flat positions, in an unshifted ``full`` spectrum, of the frequencies of a ``size`` grid.
+
+    The grid keeps the lowest frequencies ``-(n // 2) .. (n + 1) // 2 - 1`` on each axis (the
+    DFT of a downsampled image), in its own unshifted order.
+    """
+    rows = torch.fft.fftfreq(size[0], d=1.0 / size[0]).long() % full[0]
+    cols = torch.fft.fftfreq(size[1], d=1.0 / size[1]).long() % full[1]
+    return (rows[:, None] * full[1] + cols).flatten()
 
 
-def _crop(spec: Tensor, size: tuple[int, int]) -> Tensor:
+def _gather(spec: Tensor, index: Tensor, size: tuple[int, int]) -> Tensor:
+    """``spec`` ``(N, H, W)`` at the flat positions ``index``, shaped ``(N, *size)``.
+
+    One ``gather`` over the flattened grid: faster than slicing and concatenating blocks
+    (crops) or advanced indexing (mirrors), and small grids pay one op's overhead.
+    """
+    flat = spec.flatten(-2)
+    return flat.gather(-1, index.expand(flat.shape[0], -1)).unflatten(-1, size)
+
+
+def _crop(spec: Tensor, index: Tensor, size: tuple[int, int]) -> Tensor:
     """Keep the lowest ``size`` frequencies of an unshifted spectrum (the DFT of a downsampled image)."""
-    full_h, full_w = spec.shape[-2:]
-    if (full_h, full_w) == size:
-        return spec
-    r0, r1 = _crop_index(size[0], full_h)
-    c0, c1 = _crop_index(size[1], full_w)
-    top = torch.cat([spec[..., r0, c0], spec[..., r0, c1]], dim=-1)
-    bottom = torch.cat([spec[..., r1, c0], spec[..., r1, c1]], dim=-1)
-    return torch.cat([top, bottom], dim=-2)
+    return spec if spec.shape[-2:] == size else _gather(spec, index, size)
 
 
-def _add_padded(target: Tensor | None, small: Tensor, shape: torch.Size) -> Tensor:
+def _add_padded(target: Tensor | None, small: Tensor, index: Tensor, shape: torch.Size) -> Tensor:
     """``target + zero-padded small`` (the adjoint of :func:`_crop`), in place when ``target`` exists."""
-    full_h, full_w = shape[-2:]
-    h, w = small.shape[-2:]
-    if (h, w) == (full_h, full_w):
+    if small.shape[-2:] == shape[-2:]:
         return small if target is None else target.add_(small)
     if target is None:
-        target = small.new_zeros(*small.shape[:-2], full_h, full_w)
-    r0, r1 = _crop_index(h, full_h)
-    c0, c1 = _crop_index(w, full_w)
-    p, q = r0.stop, c0.stop
-    target[..., r0, c0] += small[..., :p, :q]
-    target[..., r0, c1] += small[..., :p, q:]
-    target[..., r1, c0] += small[..., p:, :q]
-    target[..., r1, c1] += small[..., p:, q:]
+        target = small.new_zeros(*small.shape[:-2], *shape[-2:])
+    flat = small.flatten(-2)
+    target.flatten(-2).scatter_add_(-1, index.expand(flat.shape[0], -1), flat)
     return target
 
 
@@ -146,14 +147,15 @@ def _full_spectrum(half: Tensor, width: int) -> Tensor:
     return full
 
 
-def _hermitian_half(spec: Tensor, mirror: tuple[Tensor, Tensor]) -> Tensor:
-    """The ``rfft2`` half of the Hermitian part of ``spec``: ``irfft2`` of it is ``ifft2(spec).real``.
+def _hermitian_half(spec: Tensor, mirror: Tensor) -> Tensor:
+    """Twice the ``rfft2`` half of the Hermitian part of ``spec``: ``irfft2`` of it is ``2 ifft2(spec).real``.
 
-    ``mirror`` indexes the frequencies ``(-r, -c)`` of the half's rows and columns.
+    ``mirror`` holds the flat positions of the frequencies ``(-r, -c)`` of the half's rows
+    and columns (the synthesis masks carry the factor 1/2).
     """
-    rows, cols = mirror
-    mirrored = spec[..., rows[:, None], cols].conj()
-    return (spec[..., : cols.numel()] + mirrored) * 0.5
+    height, width = spec.shape[-2:]
+    half = (height, mirror.numel() // height)
+    return _gather(spec, mirror, half).conj_physical_().add_(spec[..., : half[1]])
 
 
 def _rcos_high(u: Tensor, position: float, width: float) -> Tensor:
@@ -298,17 +300,19 @@ class SteerablePyramid:
             )
             mask = radial[None] * angular / math.sqrt(2.0)  # the tight frame's band filter
             scale = self._band_scale(area, sizes[octave], octave)
-            levels.append(_Level(octave, cast(mask, rot * scale), cast(mask, rot.conjugate() / scale)))
+            levels.append(_Level(octave, cast(mask, rot * scale), cast(mask, 0.5 * rot.conjugate() / scale)))
 
         log_r, _ = grid(sizes[octaves])
         low = _rcos_low(log_r, -float(octaves), width_log)
         low_scale = self._lowpass_scale(area, sizes[octaves], octaves)
-        # Frequencies -0, -1, ... on each axis (row -r, column -c of the rfft2 half's columns).
-        mirror = (
-            (-torch.arange(height, device=device)) % height,
-            (-torch.arange(width // 2 + 1, device=device)) % width,
-        )
-        return _Filters(sizes, cast(highpass), levels, cast(low * low_scale), cast(low / low_scale), mirror)
+        full = (height, width)
+        where = [_spectrum_index(size, full).to(device) for size in sizes]
+        # Row -r, column -c for the half's rows r and columns c = 0 .. width // 2.
+        rows = (-torch.arange(height)) % height
+        cols = (-torch.arange(width // 2 + 1)) % width
+        mirror = (rows[:, None] * width + cols).flatten().to(device)
+        lowpass = (cast(low * low_scale), cast(low, 0.5 / low_scale))
+        return _Filters(sizes, cast(highpass), levels, *lowpass, where, mirror)
 
     def _band_scale(self, area: int, size: tuple[int, int], octave: int) -> float:
         if self.tight:
@@ -342,9 +346,9 @@ class SteerablePyramid:
         cropped = None
         for i, lvl in enumerate(f.levels):
             if i == 0 or lvl.octave != f.levels[i - 1].octave:
-                cropped = _crop(spec, f.sizes[lvl.octave])
+                cropped = _crop(spec, f.where[lvl.octave], f.sizes[lvl.octave])
             bands.append(torch.fft.ifft2(cropped.unsqueeze(-3) * lvl.analysis, norm="ortho"))
-        low_spec = _crop(spec, f.sizes[-1]) * f.lowpass_analysis
+        low_spec = _crop(spec, f.where[-1], f.sizes[-1]) * f.lowpass_analysis
         lowpass = torch.fft.ifft2(low_spec, norm="ortho").real
         return highpass, bands, lowpass
 
@@ -384,12 +388,13 @@ class SteerablePyramid:
             part = _masked_sum(torch.fft.fft2(band, norm="ortho"), lvl.synthesis)
             pending = part if pending is None else pending + part
             if i + 1 == len(f.levels) or f.levels[i + 1].octave != lvl.octave:
-                spec = _add_padded(spec, pending, full)
+                spec = _add_padded(spec, pending, f.where[lvl.octave], full)
                 pending = None
         if highpass is None:
             half = _hermitian_half(spec, f.mirror)
         else:
-            spec = _add_padded(spec, torch.fft.fft2(lowpass, norm="ortho") * f.lowpass_synthesis, full)
+            low = torch.fft.fft2(lowpass, norm="ortho") * f.lowpass_synthesis
+            spec = _add_padded(spec, low, f.where[-1], full)
             half = _hermitian_half(spec, f.mirror).add_(torch.fft.rfft2(highpass, norm="ortho") * f.highpass)
         return torch.fft.irfft2(half, s=full, norm="ortho")
 
