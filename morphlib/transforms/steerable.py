@@ -38,7 +38,7 @@ from dataclasses import dataclass, replace
 import torch
 from torch import Tensor
 
-from .base import CHUNK_VALUES, check_images
+from .base import CHUNK_VALUES, WHOLE_VALUES, check_images
 
 BANDWIDTHS = {"octave": 1, "half-octave": 2, "quarter-octave": 4}
 MIN_SIZE = 16
@@ -416,10 +416,12 @@ def _cat(parts: list[Tensor]) -> Tensor:
 
 
 def _chunks(*tensors: Tensor, values: int | None = None) -> list[tuple[Tensor, ...]]:
-    """Split tensors that share their first axis into matching chunks of about CHUNK_VALUES pixels.
+    """Split tensors that share their first axis into matching chunks of about CHUNK_VALUES pixels
+    (one chunk if the whole batch has at most WHOLE_VALUES).
 
     ``values`` is the pixel count of one image (default: the last two axes of the first tensor).
     """
     per_image = values if values is not None else tensors[0].shape[-2:].numel()
-    size = max(1, CHUNK_VALUES // per_image)
+    count = tensors[0].shape[0]
+    size = count if count * per_image <= WHOLE_VALUES else max(1, CHUNK_VALUES // per_image)
     return list(zip(*(t.split(size) for t in tensors), strict=True))
