@@ -50,6 +50,9 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))  # the browser the app's tests drive, with the same flags
+
+from _app_server import CHROMIUM, CHROMIUM_FLAGS, free_port  # noqa: E402
 
 from morphlib import morph  # noqa: E402
 from morphlib.app.engine import Engine, GradientCache, ModelRegistry, OutputDirs, gradient_options  # noqa: E402
@@ -98,12 +101,6 @@ def hub_with_random_resnet(folder: Path) -> Path:
     manifest = folder / "zoo.yaml"
     manifest.write_text(yaml.safe_dump({"models": [digits, resnet]}, sort_keys=False))
     return manifest
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def start_app(manifest: Path, env: dict, log: Path) -> tuple[subprocess.Popen, str]:
@@ -228,15 +225,6 @@ def bench_floor(client, repeats: int) -> dict[str, float]:
     return {k: statistics.median(v) for k, v in runs.items()}
 
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 # Clicks *Morph* and records, in the page's own clock, when the video's status tracker (Gradio's
 # ``.wrap.default`` overlay) shows the request running and when it is hidden again: the outputs
 # are then on the page.  The video's URL cannot serve as the signal: Gradio names served files
