@@ -144,11 +144,15 @@ def test_chunked_transforms_match_whole_batches(monkeypatch):
     x = torch.rand(3, 2, 33, 40, dtype=torch.float64)
     whole = pyr.analyze(x)  # 6 images of 33x40 pixels: one chunk
     monkeypatch.setattr(steerable, "CHUNK_VALUES", 2 * 33 * 40)  # two images per chunk
+    monkeypatch.setattr(steerable, "WHOLE_VALUES", 0)  # however small the batch
+    assert len(steerable._chunks(x.flatten(0, 1))) == 3
     chunked = pyr.analyze(x)
     assert rel_err(chunked.highpass, whole.highpass) < 1e-14
     assert rel_err(chunked.lowpass, whole.lowpass) < 1e-14
     assert all(rel_err(a, b) < 1e-14 for a, b in zip(chunked.bands, whole.bands, strict=True))
     assert rel_err(pyr.synthesize(chunked), x) < 1e-12
+    monkeypatch.setattr(steerable, "WHOLE_VALUES", 6 * 33 * 40)  # the whole batch fits: one chunk
+    assert len(steerable._chunks(x.flatten(0, 1))) == 1
 
 
 def test_shapes_and_layout():

@@ -201,7 +201,7 @@ def on_gpu(fn: Callable, decorator: Callable = gpu, forked: bool = ZERO_GPU) -> 
     """``fn`` run through ``decorator`` (``spaces.GPU``). On ZeroGPU that call runs in a forked
     process, so what it caches is gone when it returns: the gradients it computed come back
     with its result and are kept in this process's cache (the models were loaded here at
-    start, see :func:`main`), so that the next call neither reloads nor recomputes them."""
+    start by ``app.main``), so that the next call neither reloads nor recomputes them."""
     if not forked:
         return decorator(fn)
 

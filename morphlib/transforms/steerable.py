@@ -99,8 +99,8 @@ def _spectrum_index(size: tuple[int, int], full: tuple[int, int]) -> Tensor:
     The grid keeps the lowest frequencies ``-(n // 2) .. (n + 1) // 2 - 1`` on each axis (the
     DFT of a downsampled image), in its own unshifted order.
     """
-    rows = torch.fft.fftfreq(size[0], d=1.0 / size[0]).long() % full[0]
-    cols = torch.fft.fftfreq(size[1], d=1.0 / size[1]).long() % full[1]
+    rows = torch.fft.fftfreq(size[0], d=1.0 / size[0], dtype=torch.float64).long() % full[0]
+    cols = torch.fft.fftfreq(size[1], d=1.0 / size[1], dtype=torch.float64).long() % full[1]
     return (rows[:, None] * full[1] + cols).flatten()
 
 
@@ -126,7 +126,8 @@ def _add_padded(target: Tensor | None, small: Tensor, index: Tensor, shape: torc
     if target is None:
         target = small.new_zeros(*small.shape[:-2], *shape[-2:])
     flat = small.flatten(-2)
-    target.flatten(-2).scatter_add_(-1, index.expand(flat.shape[0], -1), flat)
+    into = target.view(*target.shape[:-2], -1)  # a view (flatten could copy, and lose the sum)
+    into.scatter_add_(-1, index.expand(flat.shape[0], -1), flat)
     return target
 
 
