@@ -374,6 +374,29 @@ def test_morph_renders_and_caches_the_gradient(engine):
     assert again.cached and again.result.frames.shape[0] == 7 and "cache" in again.message
 
 
+def test_small_models_run_on_one_cpu_thread_and_the_count_comes_back(engine):
+    def counts() -> list[int]:
+        seen = [torch.get_num_threads()]
+        with engine.cpu_threads("digits-cnn-robust"):  # 32 x 32
+            seen.append(torch.get_num_threads())
+        for model in ("resnet50", "no-such-model"):  # 224 x 224; unknown: left as it is
+            with engine.cpu_threads(model):
+                seen.append(torch.get_num_threads())
+        return seen + [torch.get_num_threads()]
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        assert counts() == [2, 1, 2, 2, 2]
+        worker: list = []  # as in a Gradio worker thread
+        thread = threading.Thread(target=lambda: worker.extend(counts()))
+        thread.start()
+        thread.join()
+        assert worker[1] == 1 and worker[0] == worker[-1] == worker[2]
+    finally:
+        torch.set_num_threads(before)
+
+
 def test_progress_updates_are_throttled():
     seen = []
     update = engine_module._throttled(lambda f, d: seen.append((f, d)), interval=3600.0)

@@ -24,6 +24,8 @@ True
 from __future__ import annotations
 
 import atexit
+import contextlib
+import functools
 import hashlib
 import logging
 import math
@@ -34,7 +36,7 @@ import tempfile
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -86,6 +88,13 @@ Progress = Callable[[float, str], None]
 #: 0.1 s) they cost half as much again as the steps (click to outputs shown: 0.41 s with every
 #: update, 0.35 s with none).  Phase changes ("encoding the video", ...) always pass.
 PROGRESS_INTERVAL = 0.25
+#: Models whose input has at most this many pixels run on one CPU thread.  Gradio runs each
+#: request in one of its worker threads, and every thread that runs torch's parallel CPU ops
+#: keeps an OpenMP team of its own; once their threads outnumber the cores, OpenMP stops
+#: spin-waiting between parallel regions, and each of the thousands of tiny ops of a morph on
+#: a 32 px model pays a thread wake-up (a step-local morph on digits: 0.10 s in the main
+#: thread, 0.24 s in a worker thread on 2 torch threads, 0.075 s there on one).
+SMALL_INPUT_PIXELS = 96 * 96
 log = logging.getLogger("morphlib.app")
 
 __all__ = [
@@ -121,6 +130,18 @@ def _throttled(progress: Progress, interval: float = PROGRESS_INTERVAL) -> Progr
             progress(fraction, desc)
 
     return update
+
+
+def _threads_by_model(method: Callable) -> Callable:
+    """An :class:`Engine` method ``(image, model id or Settings, ...)`` run under
+    :meth:`Engine.cpu_threads` for its model."""
+
+    @functools.wraps(method)
+    def run(self: Engine, image: Any, spec: str | Settings, *args: Any, **kwargs: Any) -> Any:
+        with self.cpu_threads(spec.model if isinstance(spec, Settings) else spec):
+            return method(self, image, spec, *args, **kwargs)
+
+    return run
 
 
 # ---------------------------------------------------------------------- models
@@ -560,6 +581,25 @@ class Engine:
         self.outputs = outputs or OutputDirs()
         self.fps = fps
 
+    @contextlib.contextmanager
+    def cpu_threads(self, model_id: str) -> Iterator[None]:
+        """One torch thread in this thread while it works for a model of small input on the CPU
+        (:data:`SMALL_INPUT_PIXELS`); the thread's count as it was afterwards."""
+        try:
+            entry = self.registry.choice(model_id).entry
+        except ValueError:  # the call itself says what is wrong with the model
+            entry = None
+        pixels = math.prod(entry.input_size) if entry is not None else math.inf
+        if pixels > SMALL_INPUT_PIXELS or self.registry.device_for().type != "cpu":
+            yield
+            return
+        before = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            yield
+        finally:
+            torch.set_num_threads(before)
+
     # ------------------------------------------------------------------ inputs
     def prepare(self, image: Any, model_id: str) -> _Prepared:
         """Load the model, decode the image and fit it to the model's input size."""
@@ -577,6 +617,7 @@ class Engine:
         digest = hashlib.sha1(fitted.numpy().tobytes()).hexdigest()
         return _Prepared(model, choice.id, x, digest, notes)
 
+    @_threads_by_model
     @torch.no_grad()
     def predict(self, image: Any, model_id: str, k: int = 5) -> Prediction:
         """The model's top-``k`` on ``image`` and a suggested target (its runner-up)."""
@@ -612,6 +653,7 @@ class Engine:
         return resolve_class(s.target, labels)
 
     # ------------------------------------------------------------------ actions
+    @_threads_by_model
     def morph(self, image: Any, settings: Settings, progress: Progress | None = None) -> MorphOutput:
         """Morph ``image`` as ``settings`` say and render it (see :class:`MorphOutput`)."""
         progress = progress or _no_progress
@@ -711,6 +753,7 @@ class Engine:
             out.gif = write_gif(out.frames, out.video.parent / "morph.gif", fps=self.fps)
         return out.gif
 
+    @_threads_by_model
     def compare(
         self, image: Any, settings: Settings, budget: float | None = None, progress: Progress | None = None
     ) -> CompareOutput:
