@@ -881,7 +881,8 @@ def _morph_message(result: MorphResult, found: AutoStrength | None, cached: bool
     ]
     if found is not None:
         lines.append(("✓ " if found.reached else "⚠ ") + f"Auto strength: {found.message}")
-    if result.params["regime"] == "frozen":
+    walked = result.params["regime"] != "frozen" and (found is None or found.budget > 0)
+    if not walked:  # one gradient: the frozen regime, or a path that had nothing to walk
         lines.append("Gradient " + ("reused from the cache." if cached else "computed (one backward pass)."))
     else:  # an iterative path takes a fresh gradient at every step after the first
         first = "reused from the cache" if cached else "computed here"
