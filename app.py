@@ -31,9 +31,9 @@ import gradio as gr  # noqa: E402
 from morphlib.app import handlers as h  # noqa: E402
 from morphlib.app.engine import Engine, ModelRegistry, device_problem  # noqa: E402
 from morphlib.app.examples import EXAMPLES_DIR, load_examples  # noqa: E402
-from morphlib.app.images import MAX_BYTES  # noqa: E402
 from morphlib.app.settings import UI_SETTINGS  # noqa: E402
 from morphlib.app.ui import image_input, setting_widget  # noqa: E402
+from morphlib.imaging import MAX_BYTES  # noqa: E402
 
 log = logging.getLogger("morphlib.app")
 

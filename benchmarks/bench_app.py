@@ -60,8 +60,8 @@ from _app_server import CHROMIUM, CHROMIUM_FLAGS, free_port  # noqa: E402
 
 from morphlib import morph  # noqa: E402
 from morphlib.app.engine import Engine, GradientCache, ModelRegistry, OutputDirs, gradient_options  # noqa: E402
-from morphlib.app.images import fit_to_size, load_image  # noqa: E402
 from morphlib.app.settings import Settings  # noqa: E402
+from morphlib.imaging import fit_to_size, load_image  # noqa: E402
 from morphlib.zoo.manifest import DEFAULT_MANIFEST  # noqa: E402
 
 FRAMES = 16

@@ -371,7 +371,7 @@ class ImageFolder:
         return self._read(self.paths[index])
 
     def _read(self, path: Path) -> torch.Tensor:
-        from morphlib.app.images import fit_to_size, load_image
+        from morphlib.imaging import fit_to_size, load_image
         from morphlib.zoo.model import match_channels
 
         try:

@@ -30,39 +30,18 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
+from .imaging import YIQ_TO_RGB, rgb_to_yiq
 from .transforms import Fourier, SteerablePyramid
 
 FAMILIES: tuple[str, ...] = ("pixel", "fourier-phase", "csp-phase", "csp-joint", "csp-amplitude")
 
 Params = tuple[Tensor, ...]
 
-# RGB <-> YIQ (NTSC 1953), rows are output channels.
-_RGB_TO_YIQ = torch.tensor(
-    [[0.299, 0.587, 0.114], [0.595716, -0.274453, -0.321263], [0.211456, -0.522591, 0.311135]],
-    dtype=torch.float64,
-)
-_YIQ_TO_RGB = torch.linalg.inv(_RGB_TO_YIQ)
-
-
 def check_family(family: str) -> str:
     """Return ``family`` if it names an edit family; raise ValueError otherwise."""
     if family not in FAMILIES:
         raise ValueError(f"unknown edit family {family!r}; choose one of {', '.join(FAMILIES)}")
     return family
-
-
-def _mix_channels(x: Tensor, matrix: Tensor) -> Tensor:
-    return torch.einsum("oc,...chw->...ohw", matrix.to(dtype=x.dtype, device=x.device), x)
-
-
-def rgb_to_yiq(x: Tensor) -> Tensor:
-    """Convert ``(..., 3, H, W)`` RGB to YIQ (Y is luma, I and Q chroma)."""
-    return _mix_channels(x, _RGB_TO_YIQ)
-
-
-def yiq_to_rgb(x: Tensor) -> Tensor:
-    """The inverse of :func:`rgb_to_yiq`."""
-    return _mix_channels(x, _YIQ_TO_RGB)
 
 
 def _edit_change(c0: Tensor, eta: Tensor | None, delta: Tensor | None) -> Tensor:
@@ -242,7 +221,7 @@ class EditSpace:
         if not self.luma_only:
             return edited_change
         # Only Y changes; RGB change = (YIQ->RGB matrix, first column) * ΔY.
-        column = _YIQ_TO_RGB[:, 0].to(dtype=edited_change.dtype, device=edited_change.device)
+        column = YIQ_TO_RGB[:, 0].to(dtype=edited_change.dtype, device=edited_change.device)
         return edited_change * column.view(1, 3, 1, 1)
 
     def images(self, params: Params) -> Tensor:

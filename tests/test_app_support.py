@@ -18,7 +18,7 @@ import yaml
 from PIL import Image
 
 import morphlib.app.engine as engine_module
-import morphlib.app.images as images_module
+import morphlib.imaging as images_module
 import morphlib.zoo.loaders as loaders
 from morphlib.app.engine import (
     COMPARE_FAMILIES,
@@ -30,8 +30,8 @@ from morphlib.app.engine import (
     device_problem,
 )
 from morphlib.app.examples import example_by_name, find_example, load_examples
-from morphlib.app.images import ImageError, fit_to_size, load_image
 from morphlib.app.settings import MAX_FRAMES, MAX_PROB, Settings, parse_bool, wants_run
+from morphlib.imaging import ImageError, fit_to_size, load_image
 from morphlib.zoo import ModelUnavailableError, read_manifest
 from morphlib.zoo.manifest import DEFAULT_MANIFEST
 

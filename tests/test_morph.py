@@ -11,7 +11,8 @@ import torch
 from torch import nn
 
 from morphlib import Gradient, MorphResult, gradient, morph
-from morphlib.edits import FAMILIES, EditSpace, gaussian_blur, rgb_to_yiq
+from morphlib.edits import FAMILIES, EditSpace, gaussian_blur
+from morphlib.imaging import rgb_to_yiq
 from morphlib.objectives import class_loss
 from morphlib.transforms import Fourier, SteerablePyramid
 

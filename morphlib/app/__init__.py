@@ -1,7 +1,7 @@
 """What the Gradio app (``app.py``) is built from, tested on its own (only ``ui`` and ``handlers``
 import Gradio).
 
-* :mod:`~morphlib.app.images`: decoding uploads safely (size and decompression-bomb limits,
+* :mod:`~morphlib.imaging`: decoding uploads safely (size and decompression-bomb limits,
   every common mode) and fitting them to a model;
 * :mod:`~morphlib.app.settings`: the app's settings, validated, and their permalinks
   (URL query parameters);

@@ -48,6 +48,7 @@ from PIL import Image
 from safetensors import SafetensorError
 from torch import nn
 
+from morphlib.imaging import fit_to_size, load_image
 from morphlib.morph import Gradient, MorphResult, default_budget, gradient, morph, resolve_class
 from morphlib.render import (
     MIN_VIDEO_SIDE,
@@ -63,7 +64,6 @@ from morphlib.render import (
 from morphlib.strength import AutoStrength, auto_morph, auto_strength
 from morphlib.zoo import ModelUnavailableError, ZooEntry, list_models, load, read_manifest
 
-from .images import fit_to_size, load_image
 from .settings import Settings
 
 #: Preferred default models, first available wins: the paper's robust ImageNet ResNet-50 when it

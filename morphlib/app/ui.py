@@ -1,5 +1,5 @@
 """The Gradio side of the app's plumbing, kept out of ``app.py`` (layout and wiring): the image
-input that hands the raw upload to :mod:`morphlib.app.images`, errors turned into messages
+input that hands the raw upload to :mod:`morphlib.imaging`, errors turned into messages
 (and remembered for the outputs they clear), and the settings' widgets and handler
 signatures built from :data:`morphlib.app.settings.SPECS`."""
 
@@ -15,7 +15,8 @@ from typing import Any
 
 import gradio as gr
 
-from .images import MAX_BYTES
+from morphlib.imaging import MAX_BYTES
+
 from .settings import SPECS, UI_SETTINGS, Settings
 
 log = logging.getLogger("morphlib.app")
@@ -25,7 +26,7 @@ __all__ = ["failed", "friendly", "image_input", "raw_file", "setting_widget", "t
 
 def raw_file(payload: Any) -> str | bytes | None:
     """What the image input hands to the handlers: the uploaded file untouched (its path, or the
-    bytes of a data URL), so that ``morphlib.app.images`` decodes it, with its size and
+    bytes of a data URL), so that ``morphlib.imaging`` decodes it, with its size and
     decompression-bomb limits and its messages, instead of Gradio's own PIL decoding."""
     if payload is None:
         return None

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from morphlib.edits import rgb_to_yiq
+from morphlib.imaging import rgb_to_yiq
 
 if TYPE_CHECKING:
     from morphlib.zoo.manifest import ZooEntry

@@ -1,4 +1,6 @@
-"""Decode an uploaded image safely, whatever it is, and fit it to a model's input size.
+"""Images in and out: decode any file safely, fit it to a model's input size, convert colour
+spaces and go back to 8-bit pixels.  The one place where morphlib reads and converts images
+(the app, the CLI and image folders all decode through :func:`load_image`).
 
 Every problem a user can cause raises :class:`ImageError` (a ``ValueError``) with a
 message that says what to do; conversions that change the image (grey to RGB, 16-bit to
@@ -41,7 +43,50 @@ MIN_SIDE = 8
 
 READABLE = "PNG, JPEG, WebP, GIF, BMP or TIFF"
 
-__all__ = ["MAX_BYTES", "MAX_PIXELS", "MIN_SIDE", "ImageError", "LoadedImage", "fit_to_size", "load_image"]
+__all__ = [
+    "MAX_BYTES",
+    "MAX_PIXELS",
+    "MIN_SIDE",
+    "YIQ_TO_RGB",
+    "ImageError",
+    "LoadedImage",
+    "fit_to_size",
+    "load_image",
+    "rgb_to_yiq",
+    "to_uint8",
+    "yiq_to_rgb",
+]
+
+# RGB <-> YIQ (NTSC 1953), rows are output channels.
+RGB_TO_YIQ = torch.tensor(
+    [[0.299, 0.587, 0.114], [0.595716, -0.274453, -0.321263], [0.211456, -0.522591, 0.311135]],
+    dtype=torch.float64,
+)
+YIQ_TO_RGB = torch.linalg.inv(RGB_TO_YIQ)
+
+
+def _mix_channels(x: torch.Tensor, matrix: torch.Tensor) -> torch.Tensor:
+    return torch.einsum("oc,...chw->...ohw", matrix.to(dtype=x.dtype, device=x.device), x)
+
+
+def rgb_to_yiq(x: torch.Tensor) -> torch.Tensor:
+    """Convert ``(..., 3, H, W)`` RGB to YIQ (Y is luma, I and Q chroma)."""
+    return _mix_channels(x, RGB_TO_YIQ)
+
+
+def yiq_to_rgb(x: torch.Tensor) -> torch.Tensor:
+    """The inverse of :func:`rgb_to_yiq`."""
+    return _mix_channels(x, YIQ_TO_RGB)
+
+
+def to_uint8(images: torch.Tensor) -> np.ndarray:
+    """Images ``(..., C, H, W)`` in ``[0, 1]`` (clipped) as 8-bit pixels ``(..., H, W, C)``.
+
+    >>> to_uint8(torch.tensor([[[0.0, 0.5, 1.2]]])).tolist()
+    [[[0], [128], [255]]]
+    """
+    pixels = (images.detach().float().clamp(0.0, 1.0) * 255.0).round().to(torch.uint8).cpu()
+    return pixels.movedim(-3, -1).numpy()
 
 
 class ImageError(ValueError):
