@@ -37,6 +37,7 @@ FAMILIES: tuple[str, ...] = ("pixel", "fourier-phase", "csp-phase", "csp-joint",
 
 Params = tuple[Tensor, ...]
 
+
 def check_family(family: str) -> str:
     """Return ``family`` if it names an edit family; raise ValueError otherwise."""
     if family not in FAMILIES:

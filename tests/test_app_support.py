@@ -18,15 +18,16 @@ import yaml
 from PIL import Image
 
 import morphlib.app.engine as engine_module
+import morphlib.app.registry as registry_module
 import morphlib.imaging as images_module
 import morphlib.zoo.loaders as loaders
+from morphlib.app.cache import revive_gradient
 from morphlib.app.engine import (
     COMPARE_FAMILIES,
     Engine,
     GradientCache,
     ModelRegistry,
     OutputDirs,
-    _revive,
     device_problem,
 )
 from morphlib.app.examples import example_by_name, find_example, load_examples
@@ -512,7 +513,7 @@ def test_device_problems_are_named(monkeypatch):
 def test_a_slow_load_blocks_neither_other_models_nor_loads_itself_twice(monkeypatch):
     registry = ModelRegistry()
     registry.load("digits-cnn")
-    real, release, calls = engine_module.load, threading.Event(), []
+    real, release, calls = registry_module.load, threading.Event(), []
 
     def slow(model_id, **kwargs):
         calls.append(model_id)
@@ -520,7 +521,7 @@ def test_a_slow_load_blocks_neither_other_models_nor_loads_itself_twice(monkeypa
             assert release.wait(30)
         return real(model_id, **kwargs)
 
-    monkeypatch.setattr(engine_module, "load", slow)
+    monkeypatch.setattr(registry_module, "load", slow)
     loading = [threading.Thread(target=registry.load, args=("shapes-cnn",)) for _ in range(2)]
     for thread in loading:
         thread.start()
@@ -599,7 +600,9 @@ def test_gradients_travel_between_processes_as_bytes(engine):
     home.add_exported(exported)
     key, _ = exported[0]
     model = engine.registry.load("digits-cnn-robust")
-    revived, cached = home.get(key, lambda: pytest.fail("recomputed"), revive=lambda d: _revive(d, model))
+    revived, cached = home.get(
+        key, lambda: pytest.fail("recomputed"), revive=lambda d: revive_gradient(d, model)
+    )
     original = engine.cache.get(key, lambda: pytest.fail("recomputed"))[0]
     assert cached and revived.model is model and revived.target == original.target
     assert all(torch.equal(a, b) for a, b in zip(revived.direction, original.direction, strict=True))

@@ -23,20 +23,13 @@ True
 
 from __future__ import annotations
 
-import atexit
 import contextlib
 import functools
 import hashlib
 import logging
 import math
-import os
-import pickle
-import shutil
-import tempfile
-import threading
 import time
-from collections import OrderedDict
-from collections.abc import Callable, Hashable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -45,7 +38,6 @@ import numpy as np
 import pandas as pd
 import torch
 from PIL import Image
-from safetensors import SafetensorError
 from torch import nn
 
 from morphlib.imaging import fit_to_size, load_image
@@ -62,20 +54,12 @@ from morphlib.render import (
     write_mp4,
 )
 from morphlib.strength import AutoStrength, auto_morph, auto_strength
-from morphlib.zoo import ModelUnavailableError, ZooEntry, list_models, load, read_manifest
 
+from .cache import GradientCache, revive_gradient
+from .outputs import OutputDirs
+from .registry import ModelChoice, ModelRegistry, device_problem
 from .settings import Settings
 
-#: Preferred default models, first available wins: the paper's robust ImageNet ResNet-50 when it
-#: loads without a download (cached, or preloaded on a Space), else the best bundled model.
-DEFAULT_MODELS = (
-    "resnet50-l2-eps3",
-    "mnist-cnn-robust",
-    "digits-cnn-robust",
-    "orientation-cnn-robust",
-    "shapes-cnn-robust",
-    "digits-cnn",
-)
 #: The families of the "compare families" view, in display order.
 COMPARE_FAMILIES = ("pixel", "fourier-phase", "csp-phase", "csp-joint")
 FPS = 8.0
@@ -142,347 +126,6 @@ def _threads_by_model(method: Callable) -> Callable:
             return method(self, image, spec, *args, **kwargs)
 
     return run
-
-
-# ---------------------------------------------------------------------- models
-@dataclass(frozen=True)
-class ModelChoice:
-    """A model of the picker: its id, where its weights are, and whether it loads now.
-
-    ``location`` is ``"bundled"``, ``"cached"`` (in the local Hub cache), ``"download"``
-    (fetched from the Hub on first use) or ``"extra"`` (registered in code).
-    """
-
-    id: str
-    name: str
-    location: str
-    available: bool
-    entry: ZooEntry | None
-
-    @property
-    def label(self) -> str:
-        """Display name with its status, for the model picker."""
-        if self.available:
-            status = {"bundled": "ready, bundled", "cached": "ready, cached"}.get(self.location, "ready")
-        elif self.location == "download":
-            status = "downloads on first use"
-        else:
-            status = "weights missing"
-        return f"{self.name} — {status}"
-
-
-class ModelRegistry:
-    """The zoo (and models registered in code), loaded on demand and kept in a small LRU cache.
-
-    Parameters
-    ----------
-    manifest : path, optional
-        A zoo manifest other than the repository's ``zoo.yaml``.
-    device : str
-        ``"auto"`` (CUDA when present), ``"cpu"`` or ``"cuda"``.
-    capacity : int
-        How many loaded models to keep.
-    extra : dict, optional
-        ``{id: model}`` of ready models (e.g. a ``ZooModel`` built in code) to offer too.
-    """
-
-    def __init__(
-        self,
-        manifest: str | Path | None = None,
-        device: str = "auto",
-        capacity: int = 3,
-        extra: dict[str, nn.Module] | None = None,
-    ) -> None:
-        self.manifest = Path(manifest) if manifest is not None else None
-        self.entries = read_manifest(self.manifest)
-        self.device = device
-        self.capacity = capacity
-        self.extra = dict(extra or {})
-        self._loaded: OrderedDict[tuple[str, str], nn.Module] = OrderedDict()
-        self._pinned: set[tuple[str, str]] = set()  # preloaded: never evicted
-        self._lock = threading.Lock()
-        self._loading: dict[tuple[str, str], threading.Lock] = {}
-
-    def choices(self) -> list[ModelChoice]:
-        """Every model with its current status (checked now: weights may appear while serving)."""
-        out = [
-            ModelChoice(
-                mid,
-                str(getattr(getattr(m, "entry", None), "name", mid)),
-                "extra",
-                True,
-                getattr(m, "entry", None),
-            )
-            for mid, m in self.extra.items()
-        ]
-        for status in list_models(self.entries):
-            e = status.entry
-            out.append(ModelChoice(e.id, e.name, status.location, status.available, e))
-        return out
-
-    def choice(self, model_id: str) -> ModelChoice:
-        """The status of ``model_id``; ValueError for an unknown id."""
-        model_id = str(model_id or "").strip()
-        for c in self.choices():
-            if c.id == model_id:
-                return c
-        known = ", ".join(c.id for c in self.choices())
-        raise ValueError(f"unknown model {model_id!r}; pick one of: {known}")
-
-    def default(self) -> str:
-        """The first available of :data:`DEFAULT_MODELS`, else the first available model."""
-        choices = {c.id: c for c in self.choices()}
-        for mid in DEFAULT_MODELS:
-            if mid in choices and choices[mid].available:
-                return mid
-        ready = [c.id for c in choices.values() if c.available]
-        return ready[0] if ready else next(iter(choices))
-
-    def device_for(self) -> torch.device:
-        if self.device == "auto":
-            return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-        return torch.device(self.device)
-
-    def load(self, model_id: str) -> nn.Module:
-        """The model, loaded once (bundled, from the Hub cache, or downloaded).
-
-        Raises
-        ------
-        ValueError
-            Unknown id.
-        ModelUnavailableError
-            Weights missing, corrupt or incompatible with the model's architecture, or a Hub
-            model that cannot be downloaded now; the message says what to do.
-        """
-        choice = self.choice(model_id)
-        device = self.device_for()
-        key = (choice.id, str(device))
-        # the registry's lock only guards the cache; a model's own lock is held while it is looked
-        # up and loaded, so a slow load (a download) delays requests for that model only, and a
-        # model is loaded once however many requests ask for it at the same time
-        with self._lock:
-            model_lock = self._loading.setdefault(key, threading.Lock())
-        with model_lock:
-            with self._lock:
-                if key in self._loaded:
-                    self._loaded.move_to_end(key)
-                    return self._loaded[key]
-            model = self._load(choice, device)
-            log.info("loaded %s on %s in process %d", choice.id, device, os.getpid())
-            with self._lock:
-                self._loaded[key] = model
-                evictable = [k for k in self._loaded if k not in self._pinned]
-                for old in evictable[: max(0, len(evictable) - self.capacity)]:
-                    del self._loaded[old]
-            return model
-
-    def preload(self) -> list[str]:
-        """Load every model that loads without a download, on this registry's device, and keep them
-        (never evicted). On a ZeroGPU Space this runs in the main process at start: a model loaded
-        inside a ``@spaces.GPU`` call (a forked process) would be gone when the call returns."""
-        ready = [c.id for c in self.choices() if c.available]
-        for model_id in ready:
-            self.load(model_id)
-            with self._lock:
-                self._pinned.add((model_id, str(self.device_for())))
-        return ready
-
-    def _load(self, choice: ModelChoice, device: torch.device) -> nn.Module:
-        if choice.location == "extra":
-            return self.extra[choice.id].to(device).eval()
-        if choice.location == "bundled" and not choice.available:
-            raise ModelUnavailableError(
-                f"the bundled model {choice.id!r} has no weights in this copy of the app yet "
-                f"({choice.entry.weights} is missing); pick another model"
-            )
-        try:
-            return load(choice.id, device=device, manifest=self.entries)
-        except ModelUnavailableError:
-            raise
-        except (ValueError, OSError, RuntimeError, EOFError, pickle.UnpicklingError, SafetensorError) as err:
-            detail = " ".join(f"{type(err).__name__}: {err}".split())
-            detail = detail if len(detail) <= 300 else detail[:297] + "..."
-            raise ModelUnavailableError(
-                f"the model {choice.id!r} could not be loaded: its weights are corrupt or incompatible "
-                f"with its architecture ({detail}); pick another model"
-            ) from err
-
-    def describe(self, model_id: str) -> str:
-        """A short Markdown description of the model and of what loading it takes."""
-        c = self.choice(model_id)
-        e = c.entry
-        if e is None:
-            return f"**{c.name}** (registered in code)."
-        h, w = e.input_size
-        robust = (
-            f"adversarially robust (L2, ε = {e.robust_eps:g})"
-            if e.robust_norm == "l2"
-            else (f"adversarially robust (L∞, ε = {e.robust_eps:.3g})" if e.robust else "standard training")
-        )
-        text = f"**{e.name}** — {e.description} Input {w}×{h}, {robust}; licence {e.licence}."
-        if c.location == "download":
-            source = f"`{e.hub_repo}`" + (f" (file `{e.hub_filename}`)" if e.hub_filename else "")
-            text += (
-                f"\n\n⬇ Not on this machine yet: it is downloaded from the Hugging Face Hub, {source}, "
-                "the first time it is used (once; then it is cached). Without network access "
-                "(or with `HF_HUB_OFFLINE=1`) you get a message instead: pick a bundled model."
-            )
-        elif c.location == "bundled" and not c.available:
-            text += "\n\n✗ Its weights are not in this copy of the app yet; pick another model."
-        return text
-
-
-def device_problem(device: str) -> str | None:
-    """Why ``device`` (``auto``, ``cpu``, ``cuda``, ``cuda:N``, ``mps``) cannot be used here, or None.
-
-    >>> device_problem("cpu") is None, device_problem("gpu")
-    (True, "unknown device 'gpu'; use auto, cpu or cuda (cuda:N for one GPU)")
-    """
-    if str(device) == "auto":
-        return None
-    try:
-        dev = torch.device(str(device))
-    except (RuntimeError, ValueError):
-        return f"unknown device {device!r}; use auto, cpu or cuda (cuda:N for one GPU)"
-    if dev.type == "cpu":
-        return None
-    if dev.type == "cuda":
-        if not torch.cuda.is_available():
-            return f"device {device!r} was asked for, but CUDA is not available here; use cpu or auto"
-        if dev.index is not None and dev.index >= torch.cuda.device_count():
-            return f"device {device!r} does not exist: this machine has {torch.cuda.device_count()} GPU(s)"
-        return None
-    if dev.type == "mps":
-        mps = getattr(torch.backends, "mps", None)
-        return None if mps is not None and mps.is_available() else "device 'mps' is not available here"
-    return f"unsupported device {device!r}; use auto, cpu or cuda"
-
-
-# ---------------------------------------------------------------------- caches and files
-class GradientCache:
-    """A small thread-safe LRU cache of :class:`~morphlib.morph.Gradient` objects.
-
-    ``capacity`` defaults to ``$MORPHLIB_APP_GRADIENT_CACHE`` or 16; 0 disables the cache
-    (every call computes, as benchmarks against the direct library call need).
-    """
-
-    def __init__(self, capacity: int | None = None) -> None:
-        if capacity is None:
-            capacity = int(os.environ.get("MORPHLIB_APP_GRADIENT_CACHE", "16"))
-        self.capacity = capacity
-        self.hits = 0
-        self.misses = 0
-        self._items: OrderedDict[Hashable, Gradient | bytes] = OrderedDict()
-        self._new: list[Hashable] = []  # computed here since the last export()
-        self._lock = threading.Lock()
-
-    def get(
-        self,
-        key: Hashable,
-        compute: Callable[[], Gradient],
-        revive: Callable[[bytes], Gradient] | None = None,
-    ) -> tuple[Gradient, bool]:
-        """The cached gradient for ``key`` (and True), or ``compute()`` stored (and False).
-
-        An entry brought from another process (:meth:`add_exported`) is bytes until ``revive``
-        turns it into a gradient again, which then replaces it.
-        """
-        with self._lock:
-            item = self._items.get(key)
-            if item is not None:
-                self._items.move_to_end(key)
-                self.hits += 1
-        if item is not None:
-            if isinstance(item, bytes):
-                item = revive(item) if revive is not None else _revive(item)
-                self._store(key, item)
-            return item, True
-        value = compute()
-        with self._lock:
-            self.misses += 1
-        self._store(key, value)
-        with self._lock:
-            self._new.append(key)
-        return value, False
-
-    def _store(self, key: Hashable, value: Gradient | bytes) -> None:
-        with self._lock:
-            if self.capacity > 0:
-                self._items[key] = value
-                self._items.move_to_end(key)
-                while len(self._items) > self.capacity:
-                    self._items.popitem(last=False)
-
-    def export(self) -> list[tuple[Hashable, bytes]]:
-        """The gradients computed in this process since the last export, as bytes a process without
-        the model or the device can keep: tensors on the CPU, the model left out (a ZeroGPU call
-        runs in a forked process, whose own cache is gone when it returns)."""
-        with self._lock:
-            keys, self._new = self._new, []
-            items = [(k, self._items[k]) for k in keys if k in self._items]
-        return [(k, _portable(g)) for k, g in items if not isinstance(g, bytes)]
-
-    def add_exported(self, entries: list[tuple[Hashable, bytes]]) -> None:
-        """Keep gradients another process computed (:meth:`export`); revived on first use."""
-        for key, data in entries:
-            self._store(key, data)
-
-    def __len__(self) -> int:
-        return len(self._items)
-
-
-def _portable(grad: Gradient) -> bytes:
-    import copy
-    import io
-
-    light = copy.copy(grad)
-    light.model = None  # the process that revives it has the model (preloaded) itself
-    buffer = io.BytesIO()
-    torch.save(light, buffer)
-    return buffer.getvalue()
-
-
-def _revive(data: bytes, model: nn.Module | None = None, device: torch.device | str = "cpu") -> Gradient:
-    import io
-
-    grad = torch.load(io.BytesIO(data), map_location=device, weights_only=False)  # our own bytes
-    grad.model = model
-    return grad
-
-
-class OutputDirs:
-    """Per-request output folders under one temporary root.
-
-    Each :meth:`new` folder lives until ``keep`` newer ones exist or it is ``max_age_s``
-    old; the root is removed at interpreter exit (and by :meth:`cleanup`).
-    """
-
-    def __init__(self, root: str | Path | None = None, keep: int = 32, max_age_s: float = 3600.0) -> None:
-        self.root = Path(root) if root is not None else Path(tempfile.mkdtemp(prefix="morphlib-app-"))
-        self.root.mkdir(parents=True, exist_ok=True)
-        self.keep = keep
-        self.max_age_s = max_age_s
-        self._lock = threading.Lock()
-        atexit.register(self.cleanup)
-
-    def new(self, prefix: str = "run") -> Path:
-        """A fresh empty folder; older folders beyond the limits are deleted first."""
-        with self._lock:
-            self.prune()
-            return Path(tempfile.mkdtemp(prefix=f"{prefix}-", dir=self.root))
-
-    def prune(self) -> None:
-        if not self.root.is_dir():
-            self.root.mkdir(parents=True, exist_ok=True)
-        folders = sorted((p for p in self.root.iterdir() if p.is_dir()), key=lambda p: p.stat().st_mtime)
-        now = time.time()
-        excess = len(folders) - (self.keep - 1)
-        for i, folder in enumerate(folders):
-            if i < excess or now - folder.stat().st_mtime > self.max_age_s:
-                shutil.rmtree(folder, ignore_errors=True)
-
-    def cleanup(self) -> None:
-        shutil.rmtree(self.root, ignore_errors=True)
 
 
 # ---------------------------------------------------------------------- results
@@ -641,7 +284,7 @@ class Engine:
         return self.cache.get(
             key,
             lambda: gradient(p.model, p.image, target, **options),
-            revive=lambda data: _revive(data, p.model, p.image.device),
+            revive=lambda data: revive_gradient(data, p.model, p.image.device),
         )
 
     def _target(self, p: _Prepared, s: Settings) -> int:
