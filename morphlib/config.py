@@ -171,6 +171,15 @@ class MorphConfig:
         """A copy with ``changes`` (checked the same way)."""
         return dataclasses.replace(self, **changes)
 
+    def to_dict(self) -> dict:
+        """Plain data (:meth:`from_dict` undoes it)."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> MorphConfig:
+        """The config :meth:`to_dict` wrote."""
+        return cls(**data)
+
     def gradient_fields(self) -> dict:
         """What a class gradient depends on (all but the regime): a :class:`~morphlib.engine.Gradient`
         computed with one config serves every config whose ``gradient_fields`` are equal."""

@@ -589,13 +589,13 @@ def test_output_dirs_are_pruned_and_removed(tmp_path):
     assert not (tmp_path / "root").exists()
 
 
-def test_gradients_travel_between_processes_as_bytes(engine):
+def test_gradients_travel_between_processes_as_plain_data(engine):
     """What a ZeroGPU call exports (tensors on the CPU, no model) revives into the same gradient."""
     s = Settings(model="digits-cnn-robust", target="4", mode="budget", strength=2.0, frames=3)
     engine.cache.export()  # forget what earlier tests computed
     first = engine.morph(DIGIT, s)
     exported = engine.cache.export()
-    assert len(exported) == 1 and isinstance(exported[0][1], bytes) and engine.cache.export() == []
+    assert len(exported) == 1 and isinstance(exported[0][1], dict) and engine.cache.export() == []
     home = GradientCache(4)
     home.add_exported(exported)
     key, _ = exported[0]

@@ -1,5 +1,5 @@
 """The app's cache of class gradients, so that a new strength or frame count re-renders without a
-backward pass."""
+backward pass, and gradients computed in another process (a ZeroGPU call) come home as plain data."""
 
 from __future__ import annotations
 
@@ -7,18 +7,33 @@ import os
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 
-from morphlib.morph import Gradient
+from morphlib.engine import Gradient
+
+#: A gradient as :meth:`Gradient.state` describes it: tensors and plain data, no library objects.
+State = dict
+
+
+@dataclass(frozen=True)
+class _Exported:
+    """A gradient another process computed, kept as its state until it is used."""
+
+    state: State
+
+
+__all__ = ["GradientCache", "revive_gradient"]
 
 
 class GradientCache:
-    """A small thread-safe LRU cache of :class:`~morphlib.morph.Gradient` objects.
+    """A small thread-safe LRU cache of :class:`~morphlib.engine.Gradient` objects.
 
     ``capacity`` defaults to ``$MORPHLIB_APP_GRADIENT_CACHE`` or 16; 0 disables the cache
-    (every call computes, as benchmarks against the direct library call need).
+    (every call computes, as benchmarks against the direct library call need).  Keys must be
+    plain data (tuples of strings and numbers): they cross process borders with the gradients.
     """
 
     def __init__(self, capacity: int | None = None) -> None:
@@ -27,7 +42,7 @@ class GradientCache:
         self.capacity = capacity
         self.hits = 0
         self.misses = 0
-        self._items: OrderedDict[Hashable, Gradient | bytes] = OrderedDict()
+        self._items: OrderedDict[Hashable, Gradient | _Exported] = OrderedDict()
         self._new: list[Hashable] = []  # computed here since the last export()
         self._lock = threading.Lock()
 
@@ -35,11 +50,11 @@ class GradientCache:
         self,
         key: Hashable,
         compute: Callable[[], Gradient],
-        revive: Callable[[bytes], Gradient] | None = None,
+        revive: Callable[[State], Gradient] | None = None,
     ) -> tuple[Gradient, bool]:
         """The cached gradient for ``key`` (and True), or ``compute()`` stored (and False).
 
-        An entry brought from another process (:meth:`add_exported`) is bytes until ``revive``
+        An entry brought from another process (:meth:`add_exported`) is a state until ``revive``
         turns it into a gradient again, which then replaces it.
         """
         with self._lock:
@@ -48,8 +63,10 @@ class GradientCache:
                 self._items.move_to_end(key)
                 self.hits += 1
         if item is not None:
-            if isinstance(item, bytes):
-                item = revive(item) if revive is not None else revive_gradient(item)
+            if isinstance(item, _Exported):
+                if revive is None:
+                    raise ValueError("an exported gradient needs revive= (its model) to be used")
+                item = revive(item.state)
                 self._store(key, item)
             return item, True
         value = compute()
@@ -60,7 +77,7 @@ class GradientCache:
             self._new.append(key)
         return value, False
 
-    def _store(self, key: Hashable, value: Gradient | bytes) -> None:
+    def _store(self, key: Hashable, value: Gradient | _Exported) -> None:
         with self._lock:
             if self.capacity > 0:
                 self._items[key] = value
@@ -68,40 +85,24 @@ class GradientCache:
                 while len(self._items) > self.capacity:
                     self._items.popitem(last=False)
 
-    def export(self) -> list[tuple[Hashable, bytes]]:
-        """The gradients computed in this process since the last export, as bytes a process without
-        the model or the device can keep: tensors on the CPU, the model left out (a ZeroGPU call
-        runs in a forked process, whose own cache is gone when it returns)."""
+    def export(self) -> list[tuple[Hashable, State]]:
+        """The gradients computed in this process since the last export, as tensors on the CPU and plain
+        data (:meth:`Gradient.state`), which a process without the model or the device can keep (a
+        ZeroGPU call runs in a forked process, whose own cache is gone when it returns)."""
         with self._lock:
             keys, self._new = self._new, []
             items = [(k, self._items[k]) for k in keys if k in self._items]
-        return [(k, _portable(g)) for k, g in items if not isinstance(g, bytes)]
+        return [(k, g.state()) for k, g in items if isinstance(g, Gradient)]
 
-    def add_exported(self, entries: list[tuple[Hashable, bytes]]) -> None:
+    def add_exported(self, entries: list[tuple[Hashable, State]]) -> None:
         """Keep gradients another process computed (:meth:`export`); revived on first use."""
-        for key, data in entries:
-            self._store(key, data)
+        for key, state in entries:
+            self._store(key, _Exported(state))
 
     def __len__(self) -> int:
         return len(self._items)
 
 
-def _portable(grad: Gradient) -> bytes:
-    import copy
-    import io
-
-    light = copy.copy(grad)
-    light.model = None  # the process that revives it has the model (preloaded) itself
-    buffer = io.BytesIO()
-    torch.save(light, buffer)
-    return buffer.getvalue()
-
-
-def revive_gradient(
-    data: bytes, model: nn.Module | None = None, device: torch.device | str = "cpu"
-) -> Gradient:
-    import io
-
-    grad = torch.load(io.BytesIO(data), map_location=device, weights_only=False)  # our own bytes
-    grad.model = model
-    return grad
+def revive_gradient(state: State, model: nn.Module, device: torch.device | str = "cpu") -> Gradient:
+    """The gradient of an exported ``state``, for ``model`` (the process that revives it has the model)."""
+    return Gradient.from_state(model, state, device)

@@ -41,7 +41,9 @@ from PIL import Image
 from torch import nn
 
 from morphlib.imaging import fit_to_size, load_image
-from morphlib.morph import Gradient, MorphResult, default_budget, gradient, morph, resolve_class
+from morphlib.config import MorphConfig, PyramidConfig, Strength
+from morphlib.engine import AutoStrength, Gradient, MorphResult, gradient, morph
+from morphlib.labels import class_names, resolve_class
 from morphlib.render import (
     MIN_VIDEO_SIDE,
     annotated_frames,
@@ -53,7 +55,6 @@ from morphlib.render import (
     write_gif,
     write_mp4,
 )
-from morphlib.strength import AutoStrength, auto_morph, auto_strength
 
 from .cache import GradientCache, revive_gradient
 from .outputs import OutputDirs
@@ -183,21 +184,33 @@ class _Prepared:
     notes: list[str]
 
 
-def gradient_options(s: Settings, family: str) -> dict:
-    """The keyword arguments of :func:`morphlib.gradient` (and :func:`morphlib.morph`) that
-    ``s`` sets for ``family``: what the app's morph is, as a library call."""
-    pyramid = None
-    if family.startswith("csp"):
-        pyramid = {"bandwidth": s.bandwidth}
-        if s.orientations:
-            pyramid["orientations"] = s.orientations
-    return dict(
-        family=family,
+def morph_config(s: Settings, family: str | None = None) -> MorphConfig:
+    """The :class:`~morphlib.config.MorphConfig` that ``s`` sets (with ``family`` instead of its own, for
+    the compare view): what the app's morph is, as a library call."""
+    pyramid = PyramidConfig(bandwidth=s.bandwidth, orientations=s.orientations or None)
+    return MorphConfig(
+        family=family or s.family,
+        regime=s.regime,
         luma_only=s.luma_only,
         phase_cap=s.phase_cap or None,
         smooth_sigma=s.smooth_sigma or None,
         pyramid=pyramid,
     )
+
+
+def morph_strength(s: Settings, values: int) -> Strength:
+    """The :class:`~morphlib.config.Strength` that ``s`` sets for an image of ``values`` (C*H*W) values;
+    a strength of 0 is the default of its mode."""
+    if s.mode == "auto":
+        return Strength.auto(goal=s.prob or None, cap_rms=s.strength or Strength.auto().cap_rms)
+    if s.mode == "budget":
+        return Strength.budget(s.strength) if s.strength else Strength.default_budget(values)
+    if s.strength <= 0:
+        raise ValueError(
+            "amplification mode needs a strength > 0 (the largest parameter change: radians "
+            "of phase, or pixel values for the pixel family)"
+        )
+    return Strength.amplification(s.strength)
 
 
 class Engine:
@@ -266,31 +279,24 @@ class Engine:
         """The model's top-``k`` on ``image`` and a suggested target (its runner-up)."""
         p = self.prepare(image, model_id)
         probs = torch.softmax(p.model(p.image).float(), dim=-1)[0].cpu()
-        labels = _labels(p.model, probs.numel())
+        labels = class_names(p.model, probs.numel())
         values, indices = probs.topk(min(k, len(labels)))
         top = [(labels[i], float(v)) for v, i in zip(values.tolist(), indices.tolist(), strict=True)]
         suggestion = top[1][0] if len(top) > 1 else top[0][0]
         return Prediction(p.model_id, top, labels, suggestion, p.notes)
 
-    def _gradient(self, p: _Prepared, target: int, family: str, s: Settings) -> tuple[Gradient, bool]:
-        options = gradient_options(s, family)
-        key = (
-            p.digest,
-            p.model_id,
-            str(p.image.device),
-            target,
-            tuple(sorted((k, repr(v)) for k, v in options.items())),
-        )
+    def _gradient(self, p: _Prepared, target: int, config: MorphConfig) -> tuple[Gradient, bool]:
+        key = (p.digest, p.model_id, str(p.image.device), target, repr(config.replace(regime="frozen")))
         return self.cache.get(
             key,
-            lambda: gradient(p.model, p.image, target, **options),
+            lambda: gradient(p.model, p.image, target, config),
             revive=lambda data: revive_gradient(data, p.model, p.image.device),
         )
 
     def _target(self, p: _Prepared, s: Settings) -> int:
         with torch.no_grad():
             probs = torch.softmax(p.model(p.image).float(), dim=-1)[0].cpu()
-        labels = _labels(p.model, probs.numel())
+        labels = class_names(p.model, probs.numel())
         if not s.target:
             return int(probs.topk(2).indices[1]) if len(labels) > 1 else 0
         return resolve_class(s.target, labels)
@@ -303,61 +309,20 @@ class Engine:
         step_progress = _throttled(progress)
         started = time.perf_counter()
         s = settings.validated()
-        if s.family not in ("pixel", "fourier-phase", "csp-phase", "csp-joint", "csp-amplitude"):
-            raise ValueError(f"unknown family {s.family!r}")
         progress(0.02, "loading the model and the image")
         p = self.prepare(image, s.model)
         target = self._target(p, s)
         progress(0.1, "class gradient (one backward pass)")
-        grad, cached = self._gradient(p, target, s.family, s)
+        config, strength = morph_config(s), morph_strength(s, p.image[0].numel())
+        grad, cached = self._gradient(p, target, config)
         notes = list(p.notes)
-        budget = alpha = None
-        found = None
-        if s.mode == "auto":
-            if s.regime == "frozen":  # iterative paths search as they walk, below
-                progress(0.3, "searching the smallest strength that reaches the target")
-                found = auto_strength(grad, min_prob=s.prob or None, max_budget=s.strength or None)
-                alpha = found.alpha
-        elif s.mode == "budget":
-            budget = s.strength or default_budget(p.image)
-        else:
-            if s.strength <= 0:
-                raise ValueError(
-                    "amplification mode needs a strength > 0 (the largest parameter change: radians "
-                    "of phase, or pixel values for the pixel family)"
-                )
-            alpha = s.strength
 
         def step(done: int, total: int) -> None:
             step_progress(0.35 + 0.35 * done / max(total, 1), f"{s.regime} steps {done}/{total}")
 
-        if s.mode == "auto" and s.regime != "frozen":  # walk the path until the target wins
-            progress(0.35, f"{s.regime} steps until the target wins")
-            result, found = auto_morph(
-                p.model,
-                p.image,
-                target,
-                regime=s.regime,
-                frames=s.frames,
-                min_prob=s.prob or None,
-                max_budget=s.strength or None,
-                grad=grad,
-                progress=step,
-            )
-        else:
-            progress(0.35, "rendering and scoring the frames")
-            result = morph(
-                p.model,
-                p.image,
-                target,
-                family=s.family,
-                regime=s.regime,
-                frames=s.frames,
-                budget=budget,
-                alpha=alpha,
-                grad=grad,
-                progress=step,
-            )
+        progress(0.35, f"{strength.describe()} along the {s.regime} path")
+        result = morph(p.model, p.image, target, config, strength, frames=s.frames, grad=grad, progress=step)
+        found = result.auto
         computed, cpu = time.perf_counter(), _render_cpu()
         progress(0.75, "encoding the video")
         out = self.outputs.new("morph")
@@ -412,23 +377,17 @@ class Engine:
         target = self._target(p, s)
         if budget is not None and (not math.isfinite(float(budget)) or budget < 0):
             raise ValueError(f"the L2 budget must be a number >= 0 (0: default), got {budget}")
-        budget = float(budget) if budget else default_budget(p.image)
+        strength = Strength.budget(float(budget)) if budget else Strength.default_budget(p.image[0].numel())
+        budget = strength.value
         videos, titles, rows, results = [], [], [], {}
         failed: dict[str, str] = {}
         for i, family in enumerate(COMPARE_FAMILIES):
             progress(0.05 + 0.8 * i / len(COMPARE_FAMILIES), f"{family}: gradient and frames")
             try:
-                grad, _ = self._gradient(p, target, family, s)
+                config = morph_config(s, family)
+                grad, _ = self._gradient(p, target, config)
                 r = morph(
-                    p.model,
-                    p.image,
-                    target,
-                    family=family,
-                    regime=s.regime,
-                    frames=s.frames,
-                    budget=budget,
-                    grad=grad,
-                    progress=False,
+                    p.model, p.image, target, config, strength, frames=s.frames, grad=grad, progress=False
                 )
             except ValueError as err:
                 failed[family] = str(err)
@@ -503,11 +462,6 @@ def video_side(result: MorphResult) -> int:
     legible captions); images of 128 px and more are shown at their own size (cheaper)."""
     side = min(result.frames.shape[-2:])
     return MIN_VIDEO_SIDE if side < 128 else side
-
-
-def _labels(model: nn.Module, n: int) -> list[str]:
-    labels = getattr(model, "labels", None)
-    return [str(x) for x in labels] if labels is not None and len(labels) == n else [str(i) for i in range(n)]
 
 
 def _input_size(model: nn.Module) -> tuple[int, int]:

@@ -24,11 +24,10 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields, replace
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
-from morphlib import recommended
-from morphlib.morph import REGIMES
+from morphlib.config import RECOMMENDED, RECOMMENDED_STRENGTH, REGIMES
 from morphlib.transforms import BANDWIDTHS
 
-#: Edit families offered by the app, default (:mod:`morphlib.recommended`) first.
+#: Edit families offered by the app, default (:data:`morphlib.config.RECOMMENDED`) first.
 FAMILIES: tuple[str, ...] = ("csp-joint", "csp-phase", "fourier-phase", "pixel")
 #: How strength is given: searched, as an L2 budget, or as a raw amplification.
 MODES: tuple[str, ...] = ("auto", "budget", "alpha")
@@ -109,13 +108,13 @@ class Settings:
         Edit family (:data:`FAMILIES`) and regime (``frozen``, ``persistent``, ``step-local``).
     mode : {"auto", "budget", "alpha"}
         ``auto``: the smallest L2 budget at which the target wins (``prob`` = 0: becomes
-        top-1; else reaches that probability), at most ``strength`` when given as a cap;
+        top-1; else reaches that probability), searched up to an RMS change of ``strength``;
         ``budget``: ``strength`` is the L2 distance of the last frame from the input;
         ``alpha``: ``strength`` is the raw amplification.
     strength : float
         See ``mode``; 0 means the default: a budget of RMS 0.05 per value in ``budget`` mode,
-        a search cap of :data:`~morphlib.strength.AUTO_MAX_RMS` (RMS) in ``auto`` mode (``alpha``
-        mode needs a value).
+        a search cap of :data:`~morphlib.config.AUTO_MAX_RMS` in ``auto`` mode (the cap is an RMS
+        change per value, as in the library and the CLI; ``alpha`` mode needs a value).
     prob : float
         ``auto`` mode's goal probability, ``0`` for "becomes top-1".
     frames : int
@@ -147,10 +146,10 @@ class Settings:
     )
     example: str = _setting("")
     family: str = _setting(
-        recommended.FAMILY, choices=FAMILIES, widget=Widget("radio", "Edit family", elem_id="family")
+        RECOMMENDED.family, choices=FAMILIES, widget=Widget("radio", "Edit family", elem_id="family")
     )
     regime: str = _setting(
-        recommended.REGIME, choices=REGIMES, widget=Widget("radio", "Regime", elem_id="regime")
+        RECOMMENDED.regime, choices=REGIMES, widget=Widget("radio", "Regime", elem_id="regime")
     )
     mode: str = _setting(
         "auto",
@@ -163,12 +162,12 @@ class Settings:
         widget=Widget(
             "number",
             "L2 budget / amplification / auto cap",
-            f"0 = default (RMS 0.05; auto: cap RMS {recommended.MAX_RMS:g})",
+            f"0 = default (RMS 0.05; auto: cap RMS {RECOMMENDED_STRENGTH.cap_rms:g})",
             elem_id="strength",
         ),
     )
     prob: float = _setting(
-        recommended.GOAL_PROB,
+        RECOMMENDED_STRENGTH.goal,
         low=0.0,
         high=MAX_PROB,
         widget=Widget("slider", "auto: target probability", "0 = becomes top-1", elem_id="prob", step=0.01),
@@ -194,7 +193,7 @@ class Settings:
         widget=Widget("number", "Phase cap (radians, 0 = none)", elem_id="phase-cap"),
     )
     smooth_sigma: float = _setting(
-        recommended.SMOOTH_SIGMA,
+        RECOMMENDED.smooth_sigma,
         low=0.0,
         high=100.0,
         query="smooth",

@@ -172,6 +172,32 @@ class Gradient:
         )
         return Gradient(self.model, space, step, self.labels, self.config)
 
+    def state(self) -> dict:
+        """The gradient as tensors (on the CPU) and plain data, without the model: what crosses a
+        process border (a ZeroGPU call) with no pickled library object.  :meth:`from_state` undoes it."""
+        return dict(
+            image=self.image.detach().cpu(),
+            direction=[d.detach().cpu() for d in self.direction],
+            scales=self.scales.cpu(),
+            probs=self.probs.cpu(),
+            targets=list(self.targets),
+            sources=list(self.sources),
+            labels=list(self.labels),
+            config=self.config.to_dict(),
+        )
+
+    @classmethod
+    def from_state(cls, model: nn.Module, state: dict, device: torch.device | str = "cpu") -> Gradient:
+        """The gradient :meth:`state` describes, for ``model`` on ``device`` (the source is analysed again)."""
+        config = MorphConfig.from_dict(state["config"])
+        image = state["image"].to(device)
+        space = EditSpace(config.family, image, config.luma_only, config.pyramid.build())
+        direction = tuple(d.to(device) for d in state["direction"])
+        step = Step(
+            direction, state["scales"], state["probs"], list(state["targets"]), list(state["sources"])
+        )
+        return cls(model, space, step, list(state["labels"]), config)
+
     def row(self, i: int) -> Gradient:
         """Image ``i`` alone, as a one-image gradient."""
         return self.rows([i])
