@@ -1,4 +1,5 @@
-"""Deprecated module path: ``morph_batch`` lives in :mod:`morphlib.engine` (``from morphlib import morph_batch``)."""
+"""Deprecated module path: ``morph_batch`` lives in :mod:`morphlib.engine`
+(``from morphlib import morph_batch``)."""
 
 from .compat import forwarder
 

@@ -14,10 +14,10 @@ Examples
 'margin'
 >>> Strength.budget(2.0), Strength.auto(goal=0.9).describe()
 (Strength(kind='budget', value=2.0, goal=None, cap_rms=0.28), 'auto (p >= 0.90, cap RMS 0.28)')
->>> MorphConfig(family="csp-warp")
+>>> MorphConfig(regime="frozn")
 Traceback (most recent call last):
 ...
-ValueError: unknown edit family 'csp-warp'; choose one of pixel, fourier-phase, csp-phase, csp-joint, csp-amplitude
+ValueError: unknown regime 'frozn'; choose one of frozen, persistent, step-local
 """
 
 from __future__ import annotations
@@ -75,7 +75,7 @@ def _choice(name: str, value: Any, choices: tuple[str, ...], what: str) -> str:
 
 @dataclass(frozen=True)
 class PyramidConfig:
-    """The complex steerable pyramid of the ``csp-*`` families (see :class:`~morphlib.transforms.SteerablePyramid`).
+    """The complex steerable pyramid of the ``csp-*`` families (see ``transforms.SteerablePyramid``).
 
     ``orientations`` ``None`` means 4 for octave bandwidth and 8 for sub-octave ones.
     """

@@ -1,6 +1,6 @@
 """Edit families: how a small set of parameters changes an image.
 
-Every family keeps the source decomposition and changes it as METHOD.md §3 says:
+Every family keeps the source decomposition and changes it as docs/method.md §3 says:
 
 =================  ====================================  ==========================
 family             parameters                            image

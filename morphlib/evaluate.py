@@ -1,4 +1,4 @@
-"""The comparison of edit families at matched L2 budgets (METHOD.md §7).
+"""The comparison of edit families at matched L2 budgets (docs/method.md §8).
 
 For every (source image, target, family, budget, regime) a morph is run with the
 driver model; its last frame is scored by the driver (target probability), by the
@@ -30,8 +30,8 @@ import torch
 
 from .data import ImageFolder, load_folder
 from .data import load as load_data
-from .executors import Chunk, RayExecutor, SerialExecutor, WorkerSetup, _pixels
-from .targets import POLICIES, pick_target
+from .executors import Chunk, RayExecutor, SerialExecutor, WorkerSetup, pixels
+from .labels import POLICIES, pick_target
 from .zoo import load as load_model
 
 #: Published MNIST figures at L2 = 1 (Mahdisoltani et al., revision): median E, percent.
@@ -56,7 +56,7 @@ DATASET_NOTES = {
         "1,000 to test), so L2 budgets mean what they mean in the paper. What differs: the driver is "
         "this project's small bundled robust ResNet (L2 PGD, eps = 1.5), not the published one; the "
         "judges are bundled networks trained on the same 4,000 images; E is fitted with this project's "
-        "8x8-grid warp (METHOD.md section 7), the published fit may differ in its regularisation."
+        "8x8-grid warp (docs/method.md §8), the published fit may differ in its regularisation."
     ),
     "orientation": (
         "A synthetic set (windowed gratings at four orientations, 64x64 RGB) whose class is an "
@@ -69,7 +69,7 @@ DATASET_NOTES = {
 }
 LOG = logging.getLogger(__name__)
 EXAMPLE_SOURCES = 4  # sources whose last frames are kept for the example grid
-#: How the report states each target policy (see morphlib/targets.py).
+#: How the report states each target policy (see morphlib/labels.py).
 TARGET_POLICY_TEXT = {
     "random": "one seeded random target each (any other class, equally likely)",
     "runner-up": "each toward the driver's runner-up class (its second choice)",
@@ -83,7 +83,7 @@ class EvalConfig:
 
     Sources come from ``dataset`` (a bundled set's test split) or ``images`` (a folder
     with one sub-folder per class, see :func:`morphlib.data.load_folder`): exactly one
-    is given.  ``targets`` is the target policy of :mod:`morphlib.targets`.
+    is given.  ``targets`` is the target policy of :mod:`morphlib.labels`.
     """
 
     dataset: str | None
@@ -164,7 +164,7 @@ def choose_sources(config: EvalConfig, model, images, labels, chunk: int = 256) 
     """``(index, label, target)`` for the first ``config.sources`` images the driver gets right.
 
     Images are classified a chunk at a time until enough are found (an image folder is
-    read no further).  Targets follow ``config.targets`` (:func:`morphlib.targets.pick_target`),
+    read no further).  Targets follow ``config.targets`` (:func:`morphlib.labels.pick_target`),
     random ones from a generator seeded with ``config.seed``.
     """
     rng = np.random.default_rng(config.seed)
@@ -315,8 +315,8 @@ def _save_examples(examples: dict[str, np.ndarray], folder: Path) -> None:
     from PIL import Image
 
     folder.mkdir(parents=True, exist_ok=True)
-    for name, pixels in examples.items():
-        Image.fromarray(pixels).save(folder / name)
+    for name, frame in examples.items():
+        Image.fromarray(frame).save(folder / name)
 
 
 # ---------------------------------------------------------------------- report
@@ -527,7 +527,7 @@ def _picture(image: torch.Tensor):
     """A ``(C, H, W)`` image in ``[0, 1]`` as a PIL image (grey for one channel)."""
     from PIL import Image
 
-    return Image.fromarray(_pixels(image))
+    return Image.fromarray(pixels(image))
 
 
 def _example_grid(config: EvalConfig, out: Path, images) -> Path | None:

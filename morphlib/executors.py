@@ -5,7 +5,7 @@ and writes every row itself, so a run resumes the same way whatever ran it.  An 
 only turns chunks into rows: :class:`SerialExecutor` here, one chunk after another;
 :class:`RayExecutor` on worker actors that load their models once and take one chunk at a
 time, a dead worker's chunk going to a fresh worker.  A chunk's sources are morphed as one
-batch per (regime, budget, family) (:func:`morphlib.batch.morph_batch`), which gives the
+batch per (regime, budget, family) (:func:`morphlib.engine.morph_batch`), which gives the
 numbers that one source at a time gives, to float tolerance.
 
 Ray is optional (the ``ray`` extra) and imported only by :class:`RayExecutor`.
@@ -22,9 +22,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from .batch import morph_batch
+from .config import MorphConfig, Strength
+from .engine import BudgetUnreachable, morph_batch
+from .engine.classifier import BATCH
+from .imaging import to_uint8
 from .metrics import fit_warp
-from .morph import BATCH, BudgetUnreachable
 
 #: Times a chunk is started again after the worker running it died, before the run gives up.
 RETRIES = 3
@@ -80,10 +82,9 @@ def run_chunk(chunk: Chunk, model, judges: Sequence, frames: int) -> ChunkResult
             model,
             [image for image, _ in members],
             [case.target for _, case in members],
-            family=family,
-            regime=regime,
+            MorphConfig(family=family, regime=regime),
+            Strength.budget(budget),
             frames=frames,
-            budget=budget,
             sources=[case.label for _, case in members],
         )
         seconds = (time.perf_counter() - start) / len(members)
@@ -114,7 +115,7 @@ def run_chunk(chunk: Chunk, model, judges: Sequence, frames: int) -> ChunkResult
                 row.update(judges=judged, transfer=transfer, seconds=seconds, **energies[case.key])
             rows.append(row)
         if index in chunk.keep_examples:
-            examples.update({f"{key.replace('|', '_')}.png": _pixels(lasts[key][0]) for key in reached})
+            examples.update({f"{key.replace('|', '_')}.png": pixels(lasts[key][0]) for key in reached})
     return ChunkResult(rows, examples)
 
 
@@ -157,9 +158,10 @@ def _warp_energies(chunk: Chunk, lasts: dict[str, torch.Tensor]) -> dict[str, di
     return energies
 
 
-def _pixels(frame: torch.Tensor) -> np.ndarray:
-    pixels = (frame.clamp(0, 1).permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
-    return pixels[..., 0] if pixels.shape[-1] == 1 else pixels
+def pixels(frame: torch.Tensor) -> np.ndarray:
+    """A frame ``(C, H, W)`` as 8-bit pixels ``(H, W, 3)``, or ``(H, W)`` for one channel (as PNG)."""
+    out = to_uint8(frame)
+    return out[..., 0] if out.shape[-1] == 1 else out
 
 
 # ---------------------------------------------------------------------- executors

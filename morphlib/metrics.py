@@ -1,4 +1,4 @@
-"""Measures for comparing edit families (METHOD.md §7).
+"""Measures for comparing edit families (docs/method.md §8).
 
 * :func:`warp_explained_energy` — how much of an edit a smooth warp (optionally with a
   smooth multiplicative gain) of the source explains: ``E = 1 - |residual|^2 / |edit|^2``.

@@ -1,4 +1,4 @@
-"""Class-conditional losses whose gradient drives a morph (METHOD.md §4).
+"""Class-conditional losses whose gradient drives a morph (docs/method.md §4).
 
 Each loss maps logits ``(B, N)`` to one value per image ``(B,)``; lower means more
 of the target class, so a morph steps *down* the gradient.

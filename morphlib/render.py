@@ -15,22 +15,22 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 from PIL import Image, ImageDraw, ImageFont
 from torch import Tensor
 
+from .imaging import to_uint8 as _pixels
+
 if TYPE_CHECKING:
-    from .morph import MorphResult
+    from .engine import MorphResult
 
 MIN_VIDEO_SIDE = 256
 
 
 def to_uint8(frames: Tensor) -> np.ndarray:
     """``(F, C, H, W)`` floats in ``[0, 1]`` to ``(F, H, W, 3)`` uint8 (grey becomes RGB)."""
-    frames = frames.detach().float().cpu().clamp(0, 1)
     if frames.shape[1] == 1:
         frames = frames.expand(-1, 3, -1, -1)
-    return (frames * 255.0).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
+    return _pixels(frames)
 
 
 def upscale(frames: np.ndarray, min_side: int = MIN_VIDEO_SIDE) -> np.ndarray:

@@ -1,9 +1,9 @@
-"""What makes a morph good: morph settings compared at one budget cap (METHOD.md §7).
+"""What makes a morph good: morph settings compared at one budget cap (docs/method.md §8).
 
 For every setting (edit family, regime, pyramid bandwidth, phase cap, smoothing,
-luma-only) and every (source, target) pair, :func:`~morphlib.strength.auto_morph`
-walks the morph up to an RMS budget cap and stops where the driver's top-1 becomes
-the target: the morph the app shows with auto strength.  Per setting:
+luma-only) and every (source, target) pair, :func:`~morphlib.morph` with an auto
+:class:`~morphlib.config.Strength` walks the morph up to an RMS budget cap and stops where
+the driver's top-1 becomes the target: the morph the app shows with auto strength.  Per setting:
 
 * **flips**: how often the driver's top-1 becomes the target within the cap, and the
   median smallest flipping budget (RMS per value);
@@ -31,11 +31,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .config import AUTO_MAX_RMS, RECOMMENDED, RECOMMENDED_STRENGTH, MorphConfig, Strength
 from .data import CHANNELS
 from .data import load as load_data
+from .engine import morph
 from .evaluate import EvalConfig, choose_sources, read_rows
 from .metrics import fit_warp
-from .strength import AUTO_MAX_RMS, auto_morph
 from .zoo import load as load_model
 
 #: Budget cap of the study: auto strength's default, RMS change per value.
@@ -50,7 +51,7 @@ PI = math.pi
 
 @dataclass(frozen=True)
 class Setting:
-    """One way of morphing: what :func:`~morphlib.strength.auto_morph` is given."""
+    """One way of morphing: a :class:`~morphlib.config.MorphConfig` and the goal of its auto strength."""
 
     family: str
     regime: str
@@ -75,15 +76,18 @@ class Setting:
             parts.append(f"to p {self.min_prob:g}")
         return " ".join(parts)
 
-    def morph_settings(self) -> dict:
-        return dict(
+    def config(self) -> MorphConfig:
+        return MorphConfig(
             family=self.family,
             regime=self.regime,
             luma_only=self.luma_only,
             phase_cap=self.phase_cap,
             smooth_sigma=self.smooth_sigma,
-            pyramid={"bandwidth": self.bandwidth} if self.family.startswith("csp") else None,
+            pyramid={"bandwidth": self.bandwidth},
         )
+
+    def strength(self, max_rms: float) -> Strength:
+        return Strength.auto(goal=self.min_prob, cap_rms=max_rms)
 
 
 def default_settings(channels: int) -> list[Setting]:
@@ -192,7 +196,6 @@ def run_study(
     path = out / "rows.jsonl"
     done = {r["key"] for r in read_rows(path)}
     side = math.sqrt(images[0].numel())
-    cap = config.max_rms * side
     examples_path = out / f"examples_{config.dataset}.pt"
     examples = torch.load(examples_path) if examples_path.exists() else {}
     total = len(settings) * len(picked)
@@ -202,16 +205,17 @@ def run_study(
             todo = [(i, y, t) for i, y, t in picked if _key(config.dataset, setting.name, i, t) not in done]
             rows, last_frames = [], []
             for index, label, target in todo:
-                result, found = auto_morph(
+                result = morph(
                     driver,
                     images[index],
                     target,
+                    setting.config(),
+                    setting.strength(config.max_rms),
                     frames=config.frames,
-                    max_budget=cap,
                     progress=False,
-                    min_prob=setting.min_prob,
-                    **setting.morph_settings(),
                 )
+                found = result.auto
+                assert found is not None
                 last = result.frames[-1:]
                 last_frames.append(last)
                 rows.append(
@@ -360,7 +364,7 @@ def write_report(out: Path) -> Path:
         "# What makes a morph good: the settings study",
         "",
         "Written by `python -m morphlib study`; every number below is computed from `rows.jsonl`.",
-        "Each (source, target) pair is morphed with auto strength (`morphlib.strength.auto_morph`):",
+        "Each (source, target) pair is morphed with an auto strength (`morphlib.Strength.auto`):",
         "the morph stops where the driver's top-1 first becomes the target, searched up to the RMS",
         "cap (iterative regimes in 24 equal steps, so their flip budget is known to cap/24). Judges",
         "score that last frame; E (warp-explained energy), and fade (loss of RMS contrast) are medians",
@@ -408,10 +412,9 @@ def write_report(out: Path) -> Path:
 
 
 def recommended_setting() -> Setting:
-    """The setting :mod:`morphlib.recommended` gives the app and the CLI."""
-    from . import recommended as r
-
-    return Setting(r.FAMILY, r.REGIME, smooth_sigma=r.SMOOTH_SIGMA, min_prob=r.GOAL_PROB)
+    """The setting the app and the CLI start from (:data:`morphlib.config.RECOMMENDED`)."""
+    r = RECOMMENDED
+    return Setting(r.family, r.regime, smooth_sigma=r.smooth_sigma, min_prob=RECOMMENDED_STRENGTH.goal)
 
 
 def _defaults_check(summary: Sequence[dict]) -> list[str]:
@@ -421,7 +424,7 @@ def _defaults_check(summary: Sequence[dict]) -> list[str]:
     lines = {s["setting"]: s for s in summary}
     if chosen.name not in lines:
         return []
-    out = [f"The app's and the CLI's default (`morphlib.recommended`) is **{chosen.name}**:"]
+    out = [f"The app's and the CLI's default (`morphlib.config.RECOMMENDED`) is **{chosen.name}**:"]
     for name in (chosen.name, peer):
         if name in lines:
             s = lines[name]
@@ -489,67 +492,3 @@ def _grid(config: StudyConfig, out: Path, rows: Sequence[dict]) -> Path | None:
     fig.savefig(path, dpi=90)
     plt.close(fig)
     return path
-
-
-def add_command(subparsers) -> None:
-    """Register ``study``."""
-    p = subparsers.add_parser(
-        "study",
-        help="measure which morph settings flip the class in a way judges agree with",
-        description=__doc__,
-    )
-    p.add_argument(
-        "--datasets",
-        default="mnist,shapes,orientation",
-        help=f"comma-separated, of {', '.join(DEFAULT_MODELS)}",
-    )
-    p.add_argument("--sources", type=int, default=40, help="(source, target) pairs per data set")
-    p.add_argument("--max-rms", type=float, default=STUDY_MAX_RMS, help="budget cap, RMS change per value")
-    p.add_argument("--frames", type=int, default=8)
-    p.add_argument("--settings", help="comma-separated setting names to run (default: all; see report.md)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", type=Path, default=Path("reports/quality"))
-    p.set_defaults(func=run)
-
-
-def run(args) -> int:
-    import sys
-
-    names = [d.strip() for d in args.datasets.split(",") if d.strip()]
-    unknown = [d for d in names if d not in DEFAULT_MODELS]
-    if unknown or not names:
-        raise ValueError(f"unknown data sets {unknown}; choose from {', '.join(DEFAULT_MODELS)}")
-    if args.sources < 1 or not args.max_rms > 0:
-        raise ValueError("--sources must be >= 1 and --max-rms > 0")
-    configs = [
-        StudyConfig(
-            d,
-            *DEFAULT_MODELS[d],
-            sources=args.sources,
-            max_rms=args.max_rms,
-            frames=args.frames,
-            seed=args.seed,
-        )
-        for d in names
-    ]
-    for config in configs:
-        settings = default_settings(CHANNELS[config.dataset])
-        if args.settings:
-            wanted = [w.strip() for w in args.settings.split(",") if w.strip()]
-            known = {s.name: s for s in settings}
-            missing = [w for w in wanted if w not in known]
-            if missing:
-                raise ValueError(f"unknown settings {missing}; known: {', '.join(known)}")
-            settings = [known[w] for w in wanted]
-
-        def report(done: int, total: int, name: str = config.dataset) -> None:
-            print(
-                f"\r{name}: {done}/{total} morphs",
-                end="" if done < total else "\n",
-                file=sys.stderr,
-                flush=True,
-            )
-
-        run_study(config, args.out, settings, progress=report)
-    print(f"report: {write_report(args.out)}")
-    return 0

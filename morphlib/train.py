@@ -243,18 +243,3 @@ def run(args: argparse.Namespace) -> int:
 def _default_name(config: TrainConfig) -> str:
     role = {"resnet": "cnn", "effnet": "judge"}.get(config.arch, f"judge-{config.arch}")
     return f"{config.dataset}-{role}" + ("-robust" if config.robust_eps else "")
-
-
-def add_command(subparsers: argparse._SubParsersAction) -> None:
-    """Register ``train``."""
-    p = subparsers.add_parser("train", help="train a small bundled classifier", description=__doc__)
-    p.add_argument("dataset", choices=data.DATASETS)
-    p.add_argument("--arch", choices=tuple(ARCHITECTURES), default="resnet")
-    p.add_argument("--robust", metavar="l2:EPS", help="L2 PGD adversarial training at radius EPS")
-    p.add_argument("--epochs", type=int, help="passes over the training set (default: per data set)")
-    p.add_argument("--n-train", type=int, help="training images (default: per data set)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--lr", type=float, default=TrainConfig.lr, help="peak learning rate (one-cycle schedule)")
-    p.add_argument("--init", metavar="FOLDER", help="start from a saved model (to fine-tune it)")
-    p.add_argument("--out", help="output folder (default: assets/<dataset>-<role>[-robust])")
-    p.set_defaults(func=run)

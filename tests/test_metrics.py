@@ -1,4 +1,4 @@
-"""Validation of the warp-explained energy E and the success measures (METHOD.md §7)."""
+"""Validation of the warp-explained energy E and the success measures (docs/method.md §8)."""
 
 import math
 

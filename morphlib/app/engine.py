@@ -40,9 +40,9 @@ import torch
 from PIL import Image
 from torch import nn
 
-from morphlib.imaging import fit_to_size, load_image
 from morphlib.config import MorphConfig, PyramidConfig, Strength
 from morphlib.engine import AutoStrength, Gradient, MorphResult, gradient, morph
+from morphlib.imaging import fit_to_size, load_image
 from morphlib.labels import class_names, resolve_class
 from morphlib.render import (
     MIN_VIDEO_SIDE,

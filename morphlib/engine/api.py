@@ -69,7 +69,8 @@ def _arguments(
             raise ValueError("give one strength: strength=, budget= or alpha=")
         kind, value = next(iter(old_strength.items()))
         warnings.warn(
-            f"{where}({kind}=...) is deprecated: pass strength=Strength.{'budget' if kind == 'budget' else 'amplification'}(...)",
+            f"{where}({kind}=...) is deprecated: pass strength=Strength."
+            f"{'budget' if kind == 'budget' else 'amplification'}(...)",
             DeprecationWarning,
             stacklevel=3,
         )

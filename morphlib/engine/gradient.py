@@ -188,7 +188,7 @@ class Gradient:
 
     @classmethod
     def from_state(cls, model: nn.Module, state: dict, device: torch.device | str = "cpu") -> Gradient:
-        """The gradient :meth:`state` describes, for ``model`` on ``device`` (the source is analysed again)."""
+        """The gradient :meth:`state` describes, for ``model`` on ``device`` (its source analysed again)."""
         config = MorphConfig.from_dict(state["config"])
         image = state["image"].to(device)
         space = EditSpace(config.family, image, config.luma_only, config.pyramid.build())

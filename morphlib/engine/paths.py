@@ -40,7 +40,7 @@ __all__ = ["Path", "Stop", "frozen", "iterate"]
 
 @dataclass
 class Path:
-    """One image's frames ``(K, C, H, W)``, their amplifications ``(K,)`` and class probabilities ``(K, N)``."""
+    """One image's frames ``(K, C, H, W)``, amplifications ``(K,)`` and class probabilities ``(K, N)``."""
 
     images: Tensor
     alphas: Tensor
@@ -50,7 +50,7 @@ class Path:
 def frozen(
     grad: Gradient, alpha_max: list[float | BudgetUnreachable], frames: int
 ) -> list[Path | BudgetUnreachable]:
-    """Each image's frames at amplifications evenly spaced from 0 to its ``alpha_max`` (errors pass through)."""
+    """Each image's frames at amplifications evenly spaced from 0 to its ``alpha_max`` (errors pass)."""
     ok = [i for i, a in enumerate(alpha_max) if not isinstance(a, BudgetUnreachable)]
     out: list[Path | BudgetUnreachable] = list(alpha_max)  # type: ignore[arg-type]
     if not ok:

@@ -33,7 +33,7 @@ class FourierCoeffs:
         """True for coefficients whose phase an edit must keep: DC, the Nyquist row and column.
 
         DC and the Nyquist frequencies are real for a real image, so their phase can only
-        be 0 or pi; METHOD.md keeps them.  Every other coefficient's phase may change (in
+        be 0 or pi; docs/method.md keeps them.  Every other coefficient's phase may change (in
         column 0 only as conjugate pairs, see :meth:`tie_phase`).
         """
         h, w = self.image_size

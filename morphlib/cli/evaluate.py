@@ -1,8 +1,8 @@
-"""``python -m morphlib evaluate``: compare edit families at matched L2 budgets, resumably.
+"""morphlib evaluate: compare edit families at matched L2 budgets, resumably.
 
-Runs here (``--executor serial``, the default) or on a Ray cluster (``--executor ray``: a
-local one, or the one at ``--address`` / ``RAY_ADDRESS``); either way this process writes the
-results, so an interrupted run resumes with the same command.
+Runs here (--executor serial, the default) or on a Ray cluster (--executor ray: a local one,
+or the one at --address / RAY_ADDRESS); either way this process writes the results, so an
+interrupted run resumes with the same command.  The measures are explained in docs/method.md.
 """
 
 from __future__ import annotations
@@ -12,10 +12,10 @@ import sys
 import time
 from pathlib import Path
 
-from .edits import FAMILIES
-from .evaluate import DEFAULT_BATCH
-from .morph import REGIMES
-from .targets import POLICIES
+from .morph import FAMILIES, POLICIES, REGIMES
+
+#: Sources morphed together (morphlib.evaluate.DEFAULT_BATCH; tests/test_cli.py checks they agree).
+DEFAULT_BATCH = 8
 
 #: Seconds between progress lines when stderr is not a terminal (a log file, CI).
 LOG_EVERY_S = 10.0
@@ -35,8 +35,13 @@ def _list(kind, choices=None):
 
 
 def add_command(subparsers: argparse._SubParsersAction) -> None:
+    from . import HelpFormatter
+
     p = subparsers.add_parser(
-        "evaluate", help="compare edit families (driver success, transfer, E)", description=__doc__
+        "evaluate",
+        help="compare edit families (driver success, transfer, E)",
+        description=__doc__,
+        formatter_class=HelpFormatter,
     )
     data = p.add_mutually_exclusive_group(required=True)
     data.add_argument(
@@ -84,7 +89,7 @@ def add_command(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from .evaluate import EvalConfig, evaluate
+    from morphlib.evaluate import EvalConfig, evaluate
 
     if args.sources < 1:
         raise ValueError("--sources must be at least 1")
@@ -96,7 +101,7 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError("--address, --workers and --gpus-per-worker need --executor ray")
     executor = None
     if args.executor == "ray":
-        from .executors import RayExecutor
+        from morphlib.executors import RayExecutor
 
         try:
             executor = RayExecutor(args.address, args.workers, args.gpus_per_worker)
