@@ -34,7 +34,7 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from morphlib import gradient, morph  # noqa: E402
+from morphlib import Strength, gradient, morph  # noqa: E402
 from morphlib.data import load as load_data
 
 FRAMES = 16
@@ -87,7 +87,9 @@ def bench(name, model, image, target, repeats: int) -> dict:
     steps = {
         "classifier": lambda: classifier_cost(model, image, target),
         "morph": lambda: morph(model, image, target, frames=FRAMES),
-        "morph_alpha": lambda: morph(model, image, target, frames=FRAMES, alpha=budget_alpha),
+        "morph_alpha": lambda: morph(
+            model, image, target, frames=FRAMES, strength=Strength.amplification(budget_alpha)
+        ),
         "rerender": lambda: g.frames(budget_alpha, FRAMES),
     }
     for fn in steps.values():  # warm-up

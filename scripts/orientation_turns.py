@@ -27,7 +27,7 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from morphlib import morph  # noqa: E402
+from morphlib import MorphConfig, Strength, morph  # noqa: E402
 from morphlib.data import load as load_data  # noqa: E402
 from morphlib.metrics import local_coherence, turn_toward  # noqa: E402
 from morphlib.zoo import load as load_model  # noqa: E402
@@ -62,11 +62,10 @@ def measure(model, images, labels, names, family: str, regime: str) -> tuple[dic
             model,
             image,
             target,
-            family=family,
-            regime=regime,
             frames=FRAMES,
-            alpha=ALPHA[family],
             progress=False,
+            config=MorphConfig(family=family, regime=regime),
+            strength=Strength.amplification(ALPHA[family]),
         )
         turns.append(turn_toward(r.frames[0], r.frames[-1], goal))
         probs.append(float(r.target_probs[-1]))

@@ -124,7 +124,7 @@ def test_auto_strength_finds_where_the_target_wins(client):
 
 
 def test_auto_strength_says_when_the_cap_comes_first(client):
-    summary, message = morph(client, family="csp-phase", mode="auto", strength=4.0, frames=3)[6:8]
+    summary, message = morph(client, family="csp-phase", mode="auto", strength=0.07, frames=3)[6:8]  # RMS cap
     assert not summary["auto"]["reached"]
     assert "never became p >= 0.90" in message and "cap" in message
 

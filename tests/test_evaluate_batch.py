@@ -3,9 +3,8 @@
 import pytest
 import torch
 
-from morphlib.batch import morph_batch
+from morphlib import BudgetUnreachable, MorphConfig, Strength, morph, morph_batch
 from morphlib.data import load as load_data
-from morphlib.morph import BudgetUnreachable, morph
 from morphlib.zoo import load
 
 SOURCES = [0, 1, 2, 3]
@@ -78,9 +77,23 @@ def test_images_that_cannot_reach_the_budget_leave_the_batch_and_the_rest_go_on(
 def test_default_targets_sources_and_alpha_match_too(digits):
     model, images, labels, targets = digits
     names = [model.labels[t] for t in targets]  # label names resolve as in morph()
-    batched = morph_batch(model, images, names, family="csp-phase", frames=4, alpha=2.0)
+    batched = morph_batch(
+        model,
+        images,
+        names,
+        frames=4,
+        config=MorphConfig(family="csp-phase"),
+        strength=Strength.amplification(2.0),
+    )
     single = [
-        morph(model, x, t, family="csp-phase", frames=4, alpha=2.0)
+        morph(
+            model,
+            x,
+            t,
+            frames=4,
+            config=MorphConfig(family="csp-phase"),
+            strength=Strength.amplification(2.0),
+        )
         for x, t in zip(images, targets, strict=True)
     ]
     assert_same(single, batched)
@@ -92,9 +105,11 @@ def test_grey_and_colour_images_and_sizes_batch_separately(digits):
     colour[0] *= 0.5  # no longer three equal channels
     small = images[1][:, :24, :24]
     mixed = [images[2], colour, small]
-    batched = morph_batch(model, mixed, targets[:3], family="pixel", frames=3, budget=2.0)
+    batched = morph_batch(
+        model, mixed, targets[:3], frames=3, config=MorphConfig(family="pixel"), strength=Strength.budget(2.0)
+    )
     single = [
-        morph(model, x, t, family="pixel", frames=3, budget=2.0)
+        morph(model, x, t, frames=3, config=MorphConfig(family="pixel"), strength=Strength.budget(2.0))
         for x, t in zip(mixed, targets[:3], strict=True)
     ]
     assert_same(single, batched)
@@ -105,4 +120,4 @@ def test_bad_batches_are_refused(digits):
     with pytest.raises(ValueError, match="one target"):
         morph_batch(model, images, targets[:2])
     with pytest.raises(ValueError, match="unknown regime"):
-        morph_batch(model, images, targets, regime="sideways")
+        morph_batch(model, images, targets, config=MorphConfig(regime="sideways"))

@@ -12,7 +12,7 @@ from PIL import Image
 from morphlib.data import LABEL_NAMES
 from morphlib.data import load as load_data
 from morphlib.evaluate import EvalConfig, choose_sources, evaluate, source_images
-from morphlib.targets import pick_target
+from morphlib.labels import pick_target
 from morphlib.zoo import load
 
 BASE = dict(

@@ -2,7 +2,7 @@
 
 import pytest
 
-from morphlib import morph
+from morphlib import MorphConfig, Strength, morph
 from morphlib.data import load as load_data
 from morphlib.edits import FAMILIES
 from morphlib.zoo import load
@@ -21,7 +21,12 @@ def digit():
 def test_grey_rgb_image_stays_grey(digit, family, regime):
     image, label = digit
     result = morph(
-        load("digits-cnn"), image, (label + 1) % 10, family=family, regime=regime, frames=4, budget=2.0
+        load("digits-cnn"),
+        image,
+        (label + 1) % 10,
+        frames=4,
+        config=MorphConfig(family=family, regime=regime),
+        strength=Strength.budget(2.0),
     )
     frames = result.frames  # (F, 3, H, W)
     assert (frames[-1] - image).abs().max() > 1e-3  # it did change
@@ -33,7 +38,12 @@ def test_grey_rgb_image_stays_grey(digit, family, regime):
 def test_one_channel_model_and_image(family):
     images, labels, _ = load_data("mnist", "test", n=1, seed=0)
     result = morph(
-        load("mnist-cnn-robust"), images[0], (int(labels[0]) + 1) % 10, family=family, frames=4, budget=1.0
+        load("mnist-cnn-robust"),
+        images[0],
+        (int(labels[0]) + 1) % 10,
+        frames=4,
+        config=MorphConfig(family=family),
+        strength=Strength.budget(1.0),
     )
     assert result.frames.shape[1:] == (1, 28, 28)
     assert result.target_probs[-1] > result.target_probs[0]

@@ -7,7 +7,7 @@ import pytest
 import torch
 from _morph_models import bundled
 
-from morphlib import morph
+from morphlib import MorphConfig, Strength, morph
 from morphlib.data import load as load_data
 from morphlib.edits import FAMILIES
 from morphlib.metrics import angular_gap, local_coherence, structure_orientation, turn_toward
@@ -38,7 +38,14 @@ def test_target_probability_rises_for_nine_in_ten_pairs(model_id, budget, n, fam
     model = bundled(model_id)
     rises = []
     for image, _, target in pairs(model_id.split("-")[0], n):
-        r = morph(model, image, target, family=family, frames=3, budget=budget)
+        r = morph(
+            model,
+            image,
+            target,
+            frames=3,
+            config=MorphConfig(family=family),
+            strength=Strength.budget(budget),
+        )
         rises.append(bool(r.target_probs[-1] > r.target_probs[0]))
     assert np.mean(rises) >= MIN_SUCCESS, f"{family}: {sum(rises)}/{len(rises)} at L2 = {budget}"
 

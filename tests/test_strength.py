@@ -6,7 +6,7 @@ import pytest
 import torch
 from _morph_models import bundled
 
-from morphlib import gradient
+from morphlib import MorphConfig, gradient
 from morphlib.data import load as load_data
 from morphlib.strength import auto_morph, auto_strength, default_max_budget
 
@@ -23,7 +23,7 @@ def top1(grad, alpha):
 
 
 def test_finds_the_smallest_budget_that_makes_the_target_top1(digit):
-    g = gradient(bundled("digits-cnn-robust"), digit, "4", family="pixel")
+    g = gradient(bundled("digits-cnn-robust"), digit, "4", config=MorphConfig(family="pixel"))
     found = auto_strength(g)
     assert found.reached and found.goal == "top-1"
     assert top1(g, found.alpha) == "4"
@@ -34,7 +34,7 @@ def test_finds_the_smallest_budget_that_makes_the_target_top1(digit):
 
 
 def test_a_stated_probability_is_reached_earlier_than_top1(digit):
-    g = gradient(bundled("digits-cnn-robust"), digit, "4", family="pixel")
+    g = gradient(bundled("digits-cnn-robust"), digit, "4", config=MorphConfig(family="pixel"))
     low = auto_strength(g, min_prob=0.05)
     assert low.reached and low.prob >= 0.05 and low.goal == "p >= 0.05"
     assert float(g.score(g.render([0.95 * low.alpha]))[0, g.target]) < 0.05
@@ -42,7 +42,7 @@ def test_a_stated_probability_is_reached_earlier_than_top1(digit):
 
 
 def test_cap_reached_first_is_reported_with_the_morph_at_the_cap(digit):
-    g = gradient(bundled("digits-cnn-robust"), digit, "4", family="csp-phase")
+    g = gradient(bundled("digits-cnn-robust"), digit, "4", config=MorphConfig(family="csp-phase"))
     found = auto_strength(g, max_budget=6.0)
     assert not found.reached
     assert found.budget == pytest.approx(6.0, rel=0.02)
@@ -51,7 +51,9 @@ def test_cap_reached_first_is_reported_with_the_morph_at_the_cap(digit):
 
 def test_a_phase_edit_that_saturates_below_the_cap_is_searched_up_to_its_limit():
     images, _, _ = load_data("orientation", split="test", n=1, seed=0)
-    g = gradient(bundled("orientation-cnn-robust"), images[0], "45 degrees", family="csp-phase")
+    g = gradient(
+        bundled("orientation-cnn-robust"), images[0], "45 degrees", config=MorphConfig(family="csp-phase")
+    )
     found = auto_strength(g, max_budget=50.0)
     assert found.saturated_at is not None and found.saturated_at < 50.0
     assert found.budget <= found.saturated_at * 1.001
@@ -69,7 +71,7 @@ def test_input_that_already_meets_the_goal_needs_no_strength(digit):
     ("kwargs", "message"), [({"min_prob": 1.5}, "between 0 and 1"), ({"max_budget": -1}, "cap")]
 )
 def test_bad_arguments(digit, kwargs, message):
-    g = gradient(bundled("digits-cnn-robust"), digit, "4", family="pixel")
+    g = gradient(bundled("digits-cnn-robust"), digit, "4", config=MorphConfig(family="pixel"))
     with pytest.raises(ValueError, match=message):
         auto_strength(g, **kwargs)
 
@@ -77,7 +79,7 @@ def test_bad_arguments(digit, kwargs, message):
 def test_no_backward_pass(digit):
     """The search renders and scores the cached gradient only: the model is never differentiated."""
     model = bundled("digits-cnn-robust")
-    g = gradient(model, digit, "4", family="pixel")
+    g = gradient(model, digit, "4", config=MorphConfig(family="pixel"))
     calls = []
     handle = model.register_full_backward_hook(lambda *a: calls.append(1))
     try:
@@ -93,7 +95,9 @@ def test_a_uniform_image_gets_a_clear_error_not_a_crash(value):
     """A uniform image has no band-pass content: a phase edit cannot change it at all."""
     blank = torch.full((3, 32, 32), value)
     with pytest.raises(ValueError, match="does not change the image as shown|nothing for a csp-phase edit"):
-        auto_strength(gradient(bundled("digits-cnn-robust"), blank, "4", family="csp-phase"))
+        auto_strength(
+            gradient(bundled("digits-cnn-robust"), blank, "4", config=MorphConfig(family="csp-phase"))
+        )
 
 
 @pytest.fixture(scope="module")
@@ -136,7 +140,7 @@ def test_auto_morph_says_when_the_cap_comes_first(mnist_digit):
 
 def test_auto_morph_frozen_matches_auto_strength(digit):
     model = bundled("digits-cnn-robust")
-    g = gradient(model, digit, "4", family="pixel")
+    g = gradient(model, digit, "4", config=MorphConfig(family="pixel"))
     result, found = auto_morph(model, digit, "4", family="pixel", frames=5, grad=g)
     assert found == auto_strength(g)
     assert result.alphas[-1] == pytest.approx(found.alpha) and result.top1[-1] == "4"

@@ -172,7 +172,9 @@ def iterate(
                 if any(done):
                     if all(done):
                         break
-                    walk.keep([j for j, d in enumerate(done) if not d])
+                    going = [j for j, d in enumerate(done) if not d]
+                    walk.keep(going)
+                    guess = None if guess is None else [guess[j] for j in going]
         line = _Line(walk.space, walk.base, walk.direction, config.phase_cap)
         if step_l2 is None:
             size = torch.full((len(walk.live),), float(alpha) / (frames - 1), dtype=torch.float64)
