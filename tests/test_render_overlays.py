@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from morphlib.morph import MorphResult
+from morphlib import MorphResult
 from morphlib.render import (
     PANEL_COLOURS,
     annotated_frames,

@@ -82,13 +82,13 @@ def test_best_setting_needs_flips_before_judges_count():
 
 
 def test_the_app_default_is_one_of_the_settings_the_study_measures():
-    from morphlib import recommended
+    from morphlib.config import RECOMMENDED, RECOMMENDED_STRENGTH
     from morphlib.study import recommended_setting
 
     chosen = recommended_setting()
     assert chosen in default_settings(1) and chosen in default_settings(3)
     assert (chosen.family, chosen.regime, chosen.min_prob) == (
-        recommended.FAMILY,
-        recommended.REGIME,
-        recommended.GOAL_PROB,
+        RECOMMENDED.family,
+        RECOMMENDED.regime,
+        RECOMMENDED_STRENGTH.goal,
     )
