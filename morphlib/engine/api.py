@@ -365,10 +365,12 @@ def _run(
     with eval_mode(grad.model):
         if strength.kind == "auto":
             return _auto(grad, strength, frames, progress)
-        budget = strength.value if strength.kind == "budget" else None
-        alpha = strength.value if strength.kind == "amplification" else None
+        value = float(strength.value or 0.0)  # a budget or an amplification always has one
+        budget = value if strength.kind == "budget" else None
+        alpha = value if strength.kind == "amplification" else None
         if config.regime == "frozen":
-            alpha_max = grad.alphas_for_budget(budget) if budget is not None else [float(alpha)] * len(grad)
+            alpha_max: list[float | BudgetUnreachable]
+            alpha_max = grad.alphas_for_budget(value) if budget is not None else [value] * len(grad)
             paths = frozen(grad, alpha_max, frames)
         else:
             step = _reporter(progress, frames - 1, f"{config.regime} morph")

@@ -73,10 +73,12 @@ def class_gradient(
     if resolve is not None:
         picked = [pick(row) for pick, row in zip(resolve, probs, strict=True)]
         targets, sources = [t for t, _ in picked], [s for _, s in picked]
-    value = sum(
-        class_loss(logits[b : b + 1], t, config.loss, s).sum()
-        for b, (t, s) in enumerate(zip(targets, sources, strict=True))
-    )
+    value = torch.stack(
+        [
+            class_loss(logits[b : b + 1], t, config.loss, s).sum()
+            for b, (t, s) in enumerate(zip(targets, sources, strict=True))
+        ]
+    ).sum()
     grads = torch.autograd.grad(value, params)
     grads = space.smooth_phase(tuple(g.detach() for g in grads), config.smooth_sigma)
     scales = params_abs_max(grads)

@@ -36,7 +36,7 @@ def prepare_image(image: Any, dtype: torch.dtype = torch.float32, device: Any = 
     if image.ndim != 4 or image.shape[0] != 1:
         raise ValueError(
             f"expected one image of shape (C, H, W) or (1, C, H, W), got {tuple(image.shape)}; "
-            "morph several with morph_batch"
+            "morph one image at a time (several: morph_batch)"
         )
     if image.shape[1] not in (1, 3):
         raise ValueError(f"expected 1 or 3 channels (C, H, W), got shape {tuple(image.shape)}")

@@ -144,6 +144,8 @@ def iterate(
     saturates short of the next step's distance, and no error is raised; without it, an
     image whose budget cannot be reached gets :class:`BudgetUnreachable`.
     """
+    if (budget is None) == (alpha is None):
+        raise ValueError("give an iterative path a budget or an amplification")
     config, model = grad.config, grad.model
     walk = _Walk(grad)
     out: list[Path | BudgetUnreachable | None] = [None] * len(grad)
@@ -177,7 +179,7 @@ def iterate(
                     guess = None if guess is None else [guess[j] for j in going]
         line = _Line(walk.space, walk.base, walk.direction, config.phase_cap)
         if step_l2 is None:
-            size = torch.full((len(walk.live),), float(alpha) / (frames - 1), dtype=torch.float64)
+            size = torch.full((len(walk.live),), float(alpha or 0.0) / (frames - 1), dtype=torch.float64)
             images = line.image(size)
         else:
             tried: dict[str, Tensor] = {}  # the last images the search made: those it returns
@@ -205,13 +207,12 @@ def iterate(
             if not keep:
                 break
             size = torch.tensor([found[j] for j in keep], dtype=torch.float64)
-            images = tried["images"][keep] if torch.equal(tried["sizes"][keep], size) else None
+            reuse, last = torch.equal(tried["sizes"][keep], size), tried["images"][keep]
             if len(keep) < len(walk.live):  # drop the rows that cannot go on
                 walk.keep(keep)
                 line = _Line(walk.space, walk.base, walk.direction, config.phase_cap)
             guess = size.tolist()
-            if images is None:
-                images = line.image(size)
+            images = last if reuse else line.image(size)
         walk.images.append(images)
         if config.regime == "persistent":
             walk.base = line.params(size)

@@ -73,7 +73,7 @@ class Fourier:
 
     def analyze(self, x: Tensor) -> FourierCoeffs:
         x = check_images(x)
-        return FourierCoeffs(torch.fft.rfft2(x, norm="ortho"), tuple(x.shape[-2:]))
+        return FourierCoeffs(torch.fft.rfft2(x, norm="ortho"), (int(x.shape[-2]), int(x.shape[-1])))
 
     def synthesize(self, coeffs: FourierCoeffs) -> Tensor:
         return torch.fft.irfft2(coeffs.spectrum, s=coeffs.image_size, norm="ortho")

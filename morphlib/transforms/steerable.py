@@ -32,7 +32,7 @@ Differences from the reference implementations, all by design:
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
 import torch
@@ -119,7 +119,7 @@ def _crop(spec: Tensor, index: Tensor, size: tuple[int, int]) -> Tensor:
     return spec if spec.shape[-2:] == size else _gather(spec, index, size)
 
 
-def _add_padded(target: Tensor | None, small: Tensor, index: Tensor, shape: torch.Size) -> Tensor:
+def _add_padded(target: Tensor | None, small: Tensor, index: Tensor, shape: Sequence[int]) -> Tensor:
     """``target + zero-padded small`` (the adjoint of :func:`_crop`), in place when ``target`` exists."""
     if small.shape[-2:] == shape[-2:]:
         return small if target is None else target.add_(small)
@@ -237,7 +237,7 @@ class SteerablePyramid:
     def num_octaves(self, height: int, width: int) -> int:
         """Octaves used for an image of this size (raises if ``scales`` is too many)."""
         most = int(math.floor(math.log2(min(height, width)))) - 2
-        if self.scales == "auto":
+        if not isinstance(self.scales, int):  # "auto"
             return most
         if self.scales > most:
             raise ValueError(
@@ -330,21 +330,22 @@ class SteerablePyramid:
     def analyze(self, x: Tensor) -> PyramidCoeffs:
         """Decompose ``x`` ``(B, C, H, W)`` (float32/float64, at least 16 px a side)."""
         x = check_images(x, min_size=MIN_SIZE)
-        image_size = tuple(x.shape[-2:])
+        image_size = (int(x.shape[-2]), int(x.shape[-1]))
         lead = x.shape[:2]
         parts = [self._analyze(chunk) for (chunk,) in _chunks(x.flatten(0, 1))]
-        highpass, lowpass = (_cat([p[i] for p in parts]).unflatten(0, lead) for i in (0, 2))
-        bands = [_cat(level).unflatten(0, lead) for level in zip(*(p[1] for p in parts), strict=True)]
+        highpass = _cat([p[0] for p in parts]).unflatten(0, lead)
+        lowpass = _cat([p[2] for p in parts]).unflatten(0, lead)
+        bands = [_cat(list(level)).unflatten(0, lead) for level in zip(*(p[1] for p in parts), strict=True)]
         return PyramidCoeffs(highpass, bands, lowpass, image_size)
 
     def _analyze(self, x: Tensor) -> tuple[Tensor, list[Tensor], Tensor]:
         """Highpass, bands and lowpass of images ``(N, H, W)``."""
-        f = self.filters(*x.shape[-2:], x.dtype, x.device)
+        f = self.filters(x.shape[-2], x.shape[-1], x.dtype, x.device)
         half = torch.fft.rfft2(x, norm="ortho")
         highpass = torch.fft.irfft2(half * f.highpass, s=x.shape[-2:], norm="ortho")
         spec = _full_spectrum(half, x.shape[-1])
         bands = []
-        cropped = None
+        cropped = spec
         for i, lvl in enumerate(f.levels):
             if i == 0 or lvl.octave != f.levels[i - 1].octave:
                 cropped = _crop(spec, f.where[lvl.octave], f.sizes[lvl.octave])
@@ -362,19 +363,20 @@ class SteerablePyramid:
         transforming two residuals of zeros.
         """
         highpass = coeffs.highpass
-        f = self.filters(*highpass.shape[-2:], highpass.dtype, highpass.device)
+        f = self.filters(highpass.shape[-2], highpass.shape[-1], highpass.dtype, highpass.device)
         if len(coeffs.bands) != len(f.levels):
             raise ValueError(
                 f"expected {len(f.levels)} band levels for this pyramid, got {len(coeffs.bands)}"
             )
         lead = coeffs.bands[0].shape[:2]
         bands = _chunks(*(b.flatten(0, 1) for b in coeffs.bands), values=highpass.shape[-2:].numel())
+        res: list[tuple[Tensor | None, ...]] = [(None, None)] * len(bands)
         if residuals:
-            res = _chunks(
-                highpass.flatten(0, 1), coeffs.lowpass.flatten(0, 1), values=highpass.shape[-2:].numel()
+            res = list(
+                _chunks(
+                    highpass.flatten(0, 1), coeffs.lowpass.flatten(0, 1), values=highpass.shape[-2:].numel()
+                )
             )
-        else:
-            res = [(None, None)] * len(bands)
         out = _cat([self._synthesize(f, b, hp, lp) for b, (hp, lp) in zip(bands, res, strict=True)])
         return out.unflatten(0, lead)
 
@@ -383,15 +385,16 @@ class SteerablePyramid:
         full = f.sizes[0]
         # Bands and the low-pass go into one full spectrum; only its Hermitian part survives
         # the final real inverse, so the real high-pass joins in the half spectrum.
-        spec = None
-        pending = None  # sum of one octave's levels, on that octave's grid
+        spec: Tensor | None = None
+        pending: Tensor | None = None  # sum of one octave's levels, on that octave's grid
         for i, (lvl, band) in enumerate(zip(f.levels, bands, strict=True)):
             part = _masked_sum(torch.fft.fft2(band, norm="ortho"), lvl.synthesis)
             pending = part if pending is None else pending + part
             if i + 1 == len(f.levels) or f.levels[i + 1].octave != lvl.octave:
                 spec = _add_padded(spec, pending, f.where[lvl.octave], full)
                 pending = None
-        if highpass is None:
+        assert spec is not None  # a pyramid has at least one band level
+        if highpass is None or lowpass is None:
             half = _hermitian_half(spec, f.mirror)
         else:
             low = torch.fft.fft2(lowpass, norm="ortho") * f.lowpass_synthesis
