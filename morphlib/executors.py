@@ -26,7 +26,7 @@ from .config import MorphConfig, Strength
 from .engine import BudgetUnreachable, morph_batch
 from .engine.classifier import BATCH
 from .imaging import to_uint8
-from .metrics import fit_warp
+from .metrics import fit_warp, judge_labels
 
 #: Times a chunk is started again after the worker running it died, before the run gives up.
 RETRIES = 3
@@ -126,11 +126,9 @@ def _judge(judges: Sequence, lasts: dict[str, torch.Tensor]) -> dict[str, dict[s
     verdicts: dict[str, dict[str, int]] = {key: {} for key in keys}
     if not keys:
         return verdicts
-    frames = torch.cat([lasts[key] for key in keys])
-    for judge in judges:
-        device = next(judge.parameters()).device
-        top1 = torch.cat([judge(part.to(device)).argmax(-1).cpu() for part in frames.split(BATCH)])
-        for key, label in zip(keys, top1.tolist(), strict=True):
+    labels = judge_labels(judges, torch.cat([lasts[key] for key in keys]), batch=BATCH)
+    for judge, top1 in zip(judges, labels.tolist(), strict=True):
+        for key, label in zip(keys, top1, strict=True):
             verdicts[key][judge.entry.id] = label
     return verdicts
 

@@ -198,13 +198,21 @@ def driver_success(model: nn.Module, images: Tensor, target: int | Tensor) -> Te
 
 
 @torch.no_grad()
-def transfer(judges: Sequence[nn.Module], images: Tensor, target: int | Tensor) -> Tensor:
-    """Whether each judge's top-1 is the target: ``(num_judges, B)`` booleans."""
+@torch.no_grad()
+def judge_labels(judges: Sequence[nn.Module], images: Tensor, batch: int = 16) -> Tensor:
+    """Each judge's top-1 class of each image ``(B, C, H, W)``: ``(num_judges, B)`` on the CPU, scored
+    ``batch`` images at a time on each judge's own device."""
     rows = []
     for judge in judges:
-        top1 = judge(images).argmax(dim=-1)
-        rows.append(top1 == torch.as_tensor(target, device=top1.device))
-    return torch.stack(rows)
+        device = next((p.device for p in judge.parameters()), images.device)
+        parts = [judge(part.to(device)).argmax(dim=-1).cpu() for part in images.split(batch)]
+        rows.append(torch.cat(parts) if parts else torch.zeros(0, dtype=torch.long))
+    return torch.stack(rows) if rows else torch.zeros(0, len(images), dtype=torch.long)
+
+
+def transfer(judges: Sequence[nn.Module], images: Tensor, target: int | Tensor) -> Tensor:
+    """Whether each judge's top-1 is the target: ``(num_judges, B)`` booleans."""
+    return judge_labels(judges, images) == torch.as_tensor(target)
 
 
 def structure_orientation(image: Tensor) -> tuple[float, float]:

@@ -36,7 +36,7 @@ from .data import CHANNELS
 from .data import load as load_data
 from .engine import morph
 from .evaluate import EvalConfig, choose_sources, read_rows
-from .metrics import fit_warp
+from .metrics import fit_warp, transfer
 from .zoo import load as load_model
 
 #: Budget cap of the study: auto strength's default, RMS change per value.
@@ -232,8 +232,8 @@ def run_study(
                         saturated=found.saturated_at is not None,
                         p_target=found.prob,
                         judges={
-                            j: int(m(last).argmax(-1)[0]) == target
-                            for j, m in zip(config.judges, judges, strict=True)
+                            j: bool(read[0])
+                            for j, read in zip(config.judges, transfer(judges, last, target), strict=True)
                         },
                         fade=float(fade(images[index : index + 1], last)[0]),
                     )
