@@ -12,6 +12,11 @@ torch.Size([2, 10])
 True
 >>> [s.entry.id for s in list_models() if s.location == "bundled"][:2]
 ['shapes-cnn', 'shapes-cnn-robust']
+
+Any ``nn.Module`` of your own becomes a zoo model with :func:`wrap`; a folder of your own
+(timm's ``save_for_hf`` or transformers' ``save_pretrained`` layout) joins a manifest of your
+own as a ``source: local`` entry (see :mod:`morphlib.zoo.manifest`), read by default when the
+environment variable ``MORPHLIB_ZOO`` names it.
 """
 
 from __future__ import annotations
@@ -20,19 +25,25 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError
+from torch import nn
 
 from morphlib import data
+from morphlib.zoo.entry import ZooEntry
 from morphlib.zoo.hub import ModelUnavailableError
 from morphlib.zoo.hub_models import hub_entry, is_hub_id
 from morphlib.zoo.loaders import build_network, is_available
-from morphlib.zoo.manifest import ManifestError, ZooEntry, read_manifest
-from morphlib.zoo.model import Preprocess, ZooModel
+from morphlib.zoo.manifest import MANIFEST_VARIABLE, ManifestError, read_manifest
+from morphlib.zoo.model import Preprocess, ProbabilitiesWarning, ZooModel
+from morphlib.zoo.wrap import wrap
 
 __all__ = [
+    "MANIFEST_VARIABLE",
     "ManifestError",
     "ModelStatus",
     "ModelUnavailableError",
     "Preprocess",
+    "ProbabilitiesWarning",
     "ZooEntry",
     "ZooModel",
     "entry_for",
@@ -41,6 +52,7 @@ __all__ = [
     "list_models",
     "load",
     "read_manifest",
+    "wrap",
 ]
 
 Manifest = str | Path | dict[str, ZooEntry] | None
@@ -116,19 +128,22 @@ def _device(device: str | torch.device) -> torch.device:
     return torch.device(device)
 
 
-def load(model_id: str, device: str | torch.device = "cpu", manifest: Manifest = None) -> ZooModel:
+def load(model_id: str | ZooModel, device: str | torch.device = "cpu", manifest: Manifest = None) -> ZooModel:
     """Load a zoo model by id, ready for inference and input gradients.
 
     Parameters
     ----------
-    model_id : str
-        An id of ``zoo.yaml`` (see :func:`list_models`), or any timm model of the
-        Hugging Face Hub as ``hf-hub:ORG/NAME`` (e.g. ``hf-hub:timm/convnext_small.fb_in1k``),
-        described by its own ``config.json`` (see :mod:`morphlib.zoo.hub_models`).
+    model_id : str or ZooModel
+        An id of the manifest (see :func:`list_models`), or any timm or transformers image
+        classifier of the Hugging Face Hub as ``hf-hub:ORG/NAME`` (e.g.
+        ``hf-hub:timm/convnext_small.fb_in1k``), described by its own ``config.json`` (see
+        :mod:`morphlib.zoo.hub_models`).  A :class:`ZooModel` (e.g. from :func:`wrap`) is
+        returned as it is, on ``device``.
     device : {"cpu", "cuda", "auto"} or torch.device
         Where to put the model; ``"auto"`` picks CUDA when present.
     manifest : path or dict, optional
-        Another manifest (file, or entries from :func:`read_manifest`); default ``zoo.yaml``.
+        Another manifest (file, or entries from :func:`read_manifest`); default the one
+        ``MORPHLIB_ZOO`` names, else ``zoo.yaml``.
 
     Returns
     -------
@@ -137,14 +152,35 @@ def load(model_id: str, device: str | torch.device = "cpu", manifest: Manifest =
 
     Raises
     ------
+    TypeError
+        A network that is not a :class:`ZooModel`: :func:`wrap` it first.
     ValueError
-        Unknown id (the message lists the known ones), or a Hub config that is not timm's.
+        Unknown id (the message lists the known ones), or a Hub config that is neither timm's
+        nor transformers'.
     ModelUnavailableError
-        A Hub model that is not cached and cannot be downloaded now.
+        A Hub model that is not cached and cannot be downloaded now; weights that are missing,
+        corrupt (NaN), or do not fit the architecture or the label set.
     """
+    if isinstance(model_id, ZooModel):
+        return model_id.to(_device(device))
+    if isinstance(model_id, nn.Module):
+        raise TypeError(
+            f"load takes a zoo id, not a {type(model_id).__name__}; to use your own network, "
+            "morphlib.zoo.wrap(module, labels=[...], mean=[...], std=[...], input_size=(H, W))"
+        )
+    if not isinstance(model_id, str):
+        raise TypeError(f"load takes a zoo id (a string), got {type(model_id).__name__}")
     entry = entry_for(model_id, manifest)
     labels, ids = (entry.labels, entry.label_ids) if entry.labels else label_set(entry.dataset)
-    net = build_network(entry, len(labels))
+    try:
+        net = build_network(entry, len(labels))
+    except ModelUnavailableError:
+        raise
+    except (ValueError, RuntimeError, OSError, SafetensorError) as err:
+        detail = " ".join(f"{type(err).__name__}: {err}".split())
+        raise ModelUnavailableError(
+            f"model {entry.id!r} cannot be loaded: {detail[:500]}; fix or replace its weights"
+        ) from err
     model = ZooModel(net.float(), entry, labels, ids).to(_device(device))
     for p in model.parameters():
         p.requires_grad_(False)  # gradients are taken with respect to images, not weights
