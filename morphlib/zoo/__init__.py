@@ -67,8 +67,9 @@ class ModelStatus:
     entry : ZooEntry
     available : bool
         Loadable without a download.
-    location : {"bundled", "cached", "download"}
-        Where the weights are: shipped, in the local Hub cache, or still to fetch.
+    location : {"bundled", "cached", "download", "local", "package"}
+        Where the weights are: shipped, in the local Hub cache, still to fetch from the Hub,
+        in a folder of the user's, or in an installed Python package.
     """
 
     entry: ZooEntry
@@ -104,7 +105,8 @@ def list_models(manifest: Manifest = None) -> list[ModelStatus]:
     statuses = []
     for entry in _entries(manifest).values():
         available = is_available(entry)
-        location = "bundled" if entry.source == "bundled" else "cached" if available else "download"
+        hub = "cached" if available else "download"
+        location = hub if entry.source == "hf-hub" else entry.source
         statuses.append(ModelStatus(entry, available, location))
     return statuses
 
@@ -117,7 +119,7 @@ def entry_for(model_id: str, manifest: Manifest = None) -> ZooEntry:
     if model_id not in entries:
         raise ValueError(
             f"unknown model {model_id!r}; known models: {', '.join(entries)}, "
-            "or any timm model of the Hub as hf-hub:ORG/NAME"
+            "or any timm or transformers model of the Hub as hf-hub:ORG/NAME"
         )
     return entries[model_id]
 
