@@ -78,7 +78,10 @@ def load_timm_folder(folder: Path, num_classes: int) -> nn.Module:
         raise ValueError(f"{folder}/config.json: timm {timm.__version__} cannot build it ({err})") from err
     fit_state_dict(net, load_file(folder / "model.safetensors"), str(folder))
     if net.num_classes != num_classes:
-        raise ValueError(f"{folder} holds a {net.num_classes}-class model; its label set has {num_classes}")
+        raise ValueError(
+            f"{folder} holds a {net.num_classes}-class model, but its labels (config.json or the manifest) "
+            f"name {num_classes} classes"
+        )
     return net
 
 

@@ -185,7 +185,7 @@ def load_transformers_folder(folder: Path, num_classes: int) -> nn.Module:
         raise ValueError(f"{folder}: model.safetensors lacks {sorted(info['missing_keys'])[:5]}")
     if net.config.num_labels != num_classes:
         raise ValueError(
-            f"{folder} holds a {net.config.num_labels}-class model; its label set has {num_classes}"
+            f"{folder} holds a {net.config.num_labels}-class model, but its labels name {num_classes} classes"
         )
     return net
 
