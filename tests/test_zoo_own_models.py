@@ -14,7 +14,15 @@ from morphlib import data, gradient, morph
 from morphlib.app.registry import ModelRegistry
 from morphlib.batch import morph_batch
 from morphlib.strength import auto_strength
-from morphlib.zoo import ModelUnavailableError, ProbabilitiesWarning, ZooModel, list_models, load, wrap
+from morphlib.zoo import (
+    ModelUnavailableError,
+    ProbabilitiesWarning,
+    ZooModel,
+    label_names,
+    list_models,
+    load,
+    wrap,
+)
 from morphlib.zoo.manifest import REPO_ROOT, ManifestError, read_manifest
 
 transformers = pytest.importorskip("transformers")
@@ -160,6 +168,11 @@ def test_local_folder_in_a_manifest_of_your_own(tmp_path, monkeypatch, digits):
     assert (mine.format, mine.architecture, mine.input_size) == ("timm", "test_resnet", (32, 32))
     assert mine.mean == (0.5, 0.5, 0.5) and mine.std == (0.25, 0.25, 0.25)  # from the folder's config.json
     assert [s.location for s in list_models()] == ["local", "local"]
+    assert (
+        label_names(mine)[3] == "digit 3" and label_names(entries["mine-digits"]) == DIGITS
+    )  # nothing loaded
+    with pytest.raises(ValueError, match="unknown label set 'mine'.*pass its ZooEntry"):
+        label_names(mine.dataset)
     model = load("mine")
     assert model.labels[3] == "digit 3"
     with torch.no_grad():

@@ -81,22 +81,37 @@ def _entries(manifest: Manifest) -> dict[str, ZooEntry]:
     return manifest if isinstance(manifest, dict) else read_manifest(manifest)
 
 
-def label_names(dataset: str) -> list[str]:
-    """Class names of a label set: a :mod:`morphlib.data` set or an ImageNet one (offline, from timm)."""
+def label_names(dataset: str | ZooEntry) -> list[str]:
+    """Class names of a label set or of a zoo entry, without loading the model (see :func:`label_set`)."""
     return label_set(dataset)[0]
 
 
-def label_set(dataset: str) -> tuple[list[str], list[str]]:
+def label_set(dataset: str | ZooEntry) -> tuple[list[str], list[str]]:
     """``(names, ids)`` of a label set; ImageNet's ids are WordNet ids (``n01440764``), others the names.
 
-    ``dataset`` is a :mod:`morphlib.data` set or an ImageNet subset timm knows
-    (``imagenet-1k``, ``imagenet-22k``, ...).
+    ``dataset`` is a :mod:`morphlib.data` set, an ImageNet subset timm knows (``imagenet-1k``,
+    ``imagenet-22k``, ...), or a :class:`ZooEntry` (its own labels, if it has them, else its
+    data set's).
+
+    Raises
+    ------
+    ValueError
+        An unknown label set (a model's own labels are known from its entry only).
     """
+    if isinstance(dataset, ZooEntry):
+        if dataset.labels:
+            return list(dataset.labels), list(dataset.label_ids or dataset.labels)
+        dataset = dataset.dataset
     if dataset.startswith("imagenet"):
         from timm.data import ImageNetInfo
 
         info = ImageNetInfo(dataset)
         return list(info.label_descriptions()), list(info.label_names())
+    if dataset not in data.LABEL_NAMES:
+        raise ValueError(
+            f"unknown label set {dataset!r} (known: {', '.join(data.LABEL_NAMES)}, imagenet-1k); "
+            "a model with labels of its own: pass its ZooEntry"
+        )
     return list(data.LABEL_NAMES[dataset]), list(data.LABEL_NAMES[dataset])
 
 
@@ -173,7 +188,7 @@ def load(model_id: str | ZooModel, device: str | torch.device = "cpu", manifest:
     if not isinstance(model_id, str):
         raise TypeError(f"load takes a zoo id (a string), got {type(model_id).__name__}")
     entry = entry_for(model_id, manifest)
-    labels, ids = (entry.labels, entry.label_ids) if entry.labels else label_set(entry.dataset)
+    labels, ids = label_set(entry)
     try:
         net = build_network(entry, len(labels))
     except ModelUnavailableError:

@@ -154,5 +154,12 @@ class ZooModel(nn.Module):
         top = probs.topk(min(k, len(self.labels)))
         return [(self.labels[i], p) for p, i in zip(top.values.tolist(), top.indices.tolist(), strict=True)]
 
+    def domain_note(self, image: torch.Tensor) -> str | None:
+        """Why ``image`` is far from what this model was trained on (a colour photo to a model of grey
+        digits, ...), or ``None``; see :func:`morphlib.zoo.domain.domain_note`."""
+        from morphlib.zoo.domain import domain_note
+
+        return domain_note(self.entry, image)
+
     def __repr__(self) -> str:
         return f"ZooModel({self.entry.id!r}, {len(self.labels)} classes, input {self.entry.input_size})"
