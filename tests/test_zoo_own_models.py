@@ -347,3 +347,18 @@ def test_transformers_model_without_its_files_is_unavailable(hub_cache):
     (folder / "model.safetensors").unlink()
     with pytest.raises(ModelUnavailableError, match="model.safetensors.*not in the local cache"):
         load("hf-hub:someone/no-weights")
+
+
+def test_the_app_takes_a_manifest_of_your_own(tmp_path):
+    """What ``python app.py --zoo my.yaml`` does: the registry reads the manifest, the engine predicts."""
+    from morphlib.app.engine import Engine
+
+    _copy_bundled("digits-cnn", tmp_path / "digits")
+    names = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
+    (tmp_path / "my.yaml").write_text(
+        f"models:\n  - {{id: mine, source: local, weights: digits, labels: [{', '.join(names)}]}}\n"
+    )
+    engine = Engine(registry=ModelRegistry(manifest=tmp_path / "my.yaml", device="cpu"))
+    assert [(c.id, c.location, c.available) for c in engine.registry.choices()] == [("mine", "local", True)]
+    prediction = engine.predict(str(REPO_ROOT / "assets" / "examples" / "digit-3.png"), "mine")
+    assert prediction.top[0][0] == "three" and prediction.labels == names
