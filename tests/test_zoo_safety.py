@@ -39,7 +39,7 @@ def _local(tmp_path, folder_name="net"):
     [
         (
             "everywhere",
-            r"the weights do not fit \(the model is made for 7 classes\).*fc.weight is \(10, 96\)",
+            r"do not fit \(the model is made for 7 classes\).*mismatch for fc.weight: \(10, 96\) in the file",
         ),
         ("top", "holds a 10-class model, but its labels .* name 7 classes"),
     ],

@@ -195,8 +195,10 @@ def load(model_id: str | ZooModel, device: str | torch.device = "cpu", manifest:
         raise
     except (ValueError, RuntimeError, OSError, SafetensorError) as err:
         detail = " ".join(f"{type(err).__name__}: {err}".split())
+        detail = detail if len(detail) <= 300 else detail[:297] + "..."
         raise ModelUnavailableError(
-            f"model {entry.id!r} cannot be loaded: {detail[:500]}; fix or replace its weights"
+            f"model {entry.id!r} cannot be loaded: its weights are corrupt or incompatible with its "
+            f"architecture or labels ({detail}); fix or replace them"
         ) from err
     model = ZooModel(net.float(), entry, labels, ids).to(_device(device))
     for p in model.parameters():

@@ -54,7 +54,7 @@ def fit_state_dict(net: nn.Module, state: dict[str, torch.Tensor], where: str) -
     missing = [k for k in own if k not in state]
     unexpected = [k for k in state if k not in own]
     resized = [
-        f"{k} is {tuple(state[k].shape)} in the file, {tuple(v.shape)} in the model"
+        f"size mismatch for {k}: {tuple(state[k].shape)} in the file, {tuple(v.shape)} in the model"
         for k, v in own.items()
         if k in state and tuple(state[k].shape) != tuple(v.shape)
     ]

@@ -29,6 +29,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -136,120 +137,140 @@ def parse_manifest(document: Any, origin: str = "zoo.yaml", base: Path | None = 
     return entries
 
 
+class _Fields:
+    """One raw manifest entry, read field by field; errors name the entry and the field."""
+
+    def __init__(self, raw: dict, where: str) -> None:
+        self.raw, self.where = raw, where
+
+    def fail(self, key: str, problem: str) -> ManifestError:
+        return ManifestError(f"{self.where}: field {key!r}: {problem}")
+
+    def text(self, key: str, pattern: str | None = None, choices: tuple[str, ...] = ()) -> str:
+        value = self.raw[key]
+        if not isinstance(value, str) or not value.strip():
+            raise self.fail(key, f"must be a non-empty string, got {value!r}")
+        if choices and value not in choices:
+            raise self.fail(key, f"must be one of {', '.join(choices)}; got {value!r}")
+        if pattern and not re.fullmatch(pattern, value):
+            raise self.fail(key, f"bad value {value!r}")
+        return value
+
+    def checked(self, key: str, check: Callable, *args: Any) -> Any:
+        """``check(*args, where)`` (a :mod:`morphlib.zoo.checks` function), its error naming ``key``."""
+        try:
+            return check(*args, "must be valid")
+        except ValueError as err:
+            raise self.fail(key, str(err).removeprefix("must be valid: ")) from err
+
+
 def parse_entry(raw: Any, where: str = "entry", base: Path | None = None) -> ZooEntry:
     """Validate one manifest entry and build its :class:`ZooEntry` (``base``: see :func:`parse_manifest`)."""
     base = base if base is not None else REPO_ROOT
     if not isinstance(raw, dict):
         raise ManifestError(f"{where}: expected a mapping of fields, got {type(raw).__name__}")
-    if isinstance(raw.get("id"), str):
-        where = f"{where} {raw['id']!r}"
-
-    def fail(key: str, problem: str) -> ManifestError:
-        return ManifestError(f"{where}: field {key!r}: {problem}")
-
+    fields = _Fields(raw, f"{where} {raw['id']!r}" if isinstance(raw.get("id"), str) else where)
     for key in raw:
         if key not in REQUIRED and key not in OPTIONAL:
-            raise fail(key, f"unknown key (allowed: {', '.join(REQUIRED + OPTIONAL)})")
-    local = raw.get("source") == "local"
-    for key in REQUIRED_LOCAL if local else REQUIRED:
+            raise fields.fail(key, f"unknown key (allowed: {', '.join(REQUIRED + OPTIONAL)})")
+    for key in REQUIRED_LOCAL if raw.get("source") == "local" else REQUIRED:
         if key not in raw and not (key == "dataset" and "labels" in raw):
-            raise fail(key, "missing" + (" (or give labels)" if key == "dataset" else ""))
+            raise fields.fail(key, "missing" + (" (or give labels)" if key == "dataset" else ""))
     if "dataset" in raw and "labels" in raw:
-        raise fail("labels", "give either dataset (a known label set) or labels (your own), not both")
+        raise fields.fail("labels", "give either dataset (a known label set) or labels (your own), not both")
 
-    def text(key: str, pattern: str | None = None, choices: tuple[str, ...] = ()) -> str:
-        value = raw[key]
-        if not isinstance(value, str) or not value.strip():
-            raise fail(key, f"must be a non-empty string, got {value!r}")
-        if choices and value not in choices:
-            raise fail(key, f"must be one of {', '.join(choices)}; got {value!r}")
-        if pattern and not re.fullmatch(pattern, value):
-            raise fail(key, f"bad value {value!r}")
-        return value
+    stated = _stated(fields, base)
+    source = fields.text("source", choices=SOURCES)
+    if source == "local":
+        return _local_entry(fields, stated, base)
+    weights = _weights(fields, source, stated["format"])
+    return ZooEntry(source=source, weights=weights, robust=stated.pop("robust", False), **stated)
 
-    def checked(key: str, check, *args):
-        try:
-            return check(*args, "must be valid")
-        except ValueError as err:
-            raise fail(key, str(err).removeprefix("must be valid: ")) from err
 
-    entry_id = text("id", pattern=_ID.pattern)
-    source = text("source", choices=SOURCES)
+def _stated(fields: _Fields, base: Path) -> dict[str, Any]:
+    """The :class:`ZooEntry` fields the entry states (all but source and weights), checked."""
+    raw = fields.raw
+    entry_id = fields.text("id", pattern=_ID.pattern)
     stated: dict[str, Any] = {"id": entry_id}
     for key in ("name", "licence", "description"):
         if key in raw:
-            stated[key] = text(key)
+            stated[key] = fields.text(key)
     if "format" in raw:
-        stated["format"] = text("format", choices=FORMATS)
+        stated["format"] = fields.text("format", choices=FORMATS)
     if "architecture" in raw:
-        stated["architecture"] = text("architecture", pattern=r"[\w.]+")
+        stated["architecture"] = fields.text("architecture", pattern=r"[\w.]+")
     if "dataset" in raw:
-        stated["dataset"] = text("dataset", choices=LABEL_SETS)
+        stated["dataset"] = fields.text("dataset", choices=LABEL_SETS)
     if "input_size" in raw:
-        stated["input_size"] = checked("input_size", check_input_size, raw["input_size"])
+        stated["input_size"] = fields.checked("input_size", check_input_size, raw["input_size"])
     if "normalisation" in raw:
         norm = raw["normalisation"]
         if not isinstance(norm, dict) or set(norm) != {"mean", "std"}:
-            raise fail("normalisation", f"must be {{mean: [r, g, b], std: [r, g, b]}}, got {norm!r}")
-        stated["mean"], stated["std"] = checked(
+            raise fields.fail("normalisation", f"must be {{mean: [r, g, b], std: [r, g, b]}}, got {norm!r}")
+        stated["mean"], stated["std"] = fields.checked(
             "normalisation", check_normalisation, norm["mean"], norm["std"]
         )
     if "robust" in raw:
-        stated.update(_robust(raw["robust"], fail))
+        stated.update(_robust(raw["robust"], fields.fail))
     if "metrics" in raw:
         if not isinstance(raw["metrics"], dict):
-            raise fail("metrics", f"must be a mapping, got {raw['metrics']!r}")
+            raise fields.fail("metrics", f"must be a mapping, got {raw['metrics']!r}")
         stated["metrics"] = dict(raw["metrics"])
     if "labels" in raw:
-        stated["labels"] = stated["label_ids"] = _labels(raw["labels"], base, fail)
+        stated["labels"] = stated["label_ids"] = _labels(raw["labels"], base, fields.fail)
         stated["dataset"] = entry_id
+    return stated
 
-    fmt = stated.get("format")
-    if source == "local":
-        folder = checked("weights", inside, base, text("weights"))
-        if not (folder / "config.json").is_file():
-            raise fail(
-                "weights",
-                f"{folder} has no config.json (save the model there with "
-                "timm.models.save_for_hf or transformers' save_pretrained)",
-            )
-        try:
-            found = folder_entry(entry_id, folder)
-        except ValueError as err:
-            raise fail("weights", str(err)) from err
-        for key in ("format", "architecture"):
-            if key in stated and stated[key] != getattr(found, key):
-                raise fail(key, f"{stated[key]!r}, but {folder}/config.json says {getattr(found, key)!r}")
-        if "labels" in stated and found.labels and len(found.labels) != len(stated["labels"]):
-            raise fail(
-                "labels",
-                f"{len(stated['labels'])} names, but {folder}/config.json has {len(found.labels)} classes",
-            )
-        defaults = {
-            "name": entry_id,
-            "licence": "unknown",
-            "description": f"{found.architecture} in {folder}",
-        }
-        return dataclasses.replace(found, **{**defaults, **stated})
 
+def _local_entry(fields: _Fields, stated: dict[str, Any], base: Path) -> ZooEntry:
+    """A ``local`` entry: what its folder's config says, overridden by what the entry states."""
+    folder = fields.checked("weights", inside, base, fields.text("weights"))
+    if not (folder / "config.json").is_file():
+        raise fields.fail(
+            "weights",
+            f"{folder} has no config.json (save the model there with "
+            "timm.models.save_for_hf or transformers' save_pretrained)",
+        )
+    try:
+        found = folder_entry(stated["id"], folder)
+    except ValueError as err:
+        raise fields.fail("weights", str(err)) from err
+    for key in ("format", "architecture"):
+        if key in stated and stated[key] != getattr(found, key):
+            raise fields.fail(key, f"{stated[key]!r}, but {folder}/config.json says {getattr(found, key)!r}")
+    if "labels" in stated and found.labels and len(found.labels) != len(stated["labels"]):
+        raise fields.fail(
+            "labels",
+            f"{len(stated['labels'])} names, but {folder}/config.json has {len(found.labels)} classes",
+        )
+    defaults = {
+        "name": stated["id"],
+        "licence": "unknown",
+        "description": f"{found.architecture} in {folder}",
+    }
+    return dataclasses.replace(found, **{**defaults, **stated})
+
+
+def _weights(fields: _Fields, source: str, fmt: str) -> str:
+    """The ``weights`` of a bundled, package or Hub entry, checked against its source and format."""
     if source == "bundled":
         if fmt != "timm":
-            raise fail("format", "bundled models are stored as timm folders: use 'timm'")
-        weights = text("weights", pattern=r"assets/[\w./-]+")
-        checked("weights", inside, REPO_ROOT, weights)
+            raise fields.fail("format", "bundled models are stored as timm folders: use 'timm'")
+        weights = fields.text("weights", pattern=r"assets/[\w./-]+")
+        fields.checked("weights", inside, REPO_ROOT, weights)
     elif source == "package":
         if fmt != "ordered-state-dict":
-            raise fail("format", "a file in a package is read as 'ordered-state-dict'")
-        weights = text("weights", pattern=_PACKAGE_FILE)
+            raise fields.fail("format", "a file in a package is read as 'ordered-state-dict'")
+        weights = fields.text("weights", pattern=_PACKAGE_FILE)
     elif fmt in ("timm", "transformers"):
-        weights = text("weights", pattern=_REPO)
+        weights = fields.text("weights", pattern=_REPO)
     elif fmt == "robustness-ckpt":
-        weights = text("weights", pattern=_REPO + r"/[\w./-]+\.(ckpt|pt|pth)")
+        weights = fields.text("weights", pattern=_REPO + r"/[\w./-]+\.(ckpt|pt|pth)")
     else:
-        raise fail("format", f"{fmt!r} files come from an installed package: use source 'package'")
+        raise fields.fail("format", f"{fmt!r} files come from an installed package: use source 'package'")
     if ".." in Path(weights).parts:
-        raise fail("weights", f"{weights!r} may not hold '..'")
-    return ZooEntry(source=source, weights=weights, robust=stated.pop("robust", False), **stated)
+        raise fields.fail("weights", f"{weights!r} may not hold '..'")
+    return weights
 
 
 def _robust(robust: Any, fail) -> dict[str, Any]:
