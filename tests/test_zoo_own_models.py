@@ -21,6 +21,8 @@ from morphlib.zoo import (
     label_names,
     list_models,
     load,
+    register,
+    unregister,
     wrap,
 )
 from morphlib.zoo.manifest import REPO_ROOT, ManifestError, read_manifest
@@ -87,6 +89,36 @@ def test_wrapped_module_goes_through_morph_strength_batches_and_the_app(digits):
     registry = ModelRegistry(extra={"mine": model}, device="cpu")
     assert registry.load("mine") is model and registry.choice("mine").entry.input_size == (32, 32)
     assert "my-digits" in registry.describe("mine")
+
+
+def test_a_registered_wrapped_model_drives_an_evaluation(tmp_path, digits_net):
+    from morphlib.evaluate import EvalConfig, evaluate
+
+    settings = dict(mean=[0.5] * 3, std=[0.25] * 3, input_size=(32, 32), name="wrapped-digits")
+    model = wrap(digits_net, dataset="digits", **settings)
+    assert model.labels == DIGITS and model.entry.dataset == "digits"
+    assert register(model) == "wrapped-digits" and load("wrapped-digits") is model
+    try:
+        config = EvalConfig(
+            dataset="digits",
+            model="wrapped-digits",
+            judges=("digits-judge",),
+            families=("pixel",),
+            budgets=(1.0,),
+            regimes=("frozen",),
+            sources=2,
+            frames=3,
+        )
+        rows = evaluate(config, tmp_path / "run")
+    finally:
+        unregister("wrapped-digits")
+    assert len(rows) == 2 and all("digits-judge" in row["judges"] for row in rows)
+    with pytest.raises(ValueError, match="unknown model 'wrapped-digits'"):
+        load("wrapped-digits")
+    with pytest.raises(ValueError, match="not both"):
+        wrap(digits_net, dataset="digits", labels=DIGITS, **settings)
+    with pytest.raises(ValueError, match="unknown label set 'cifar'"):
+        wrap(digits_net, dataset="cifar", **settings)
 
 
 class _Features(nn.Module):

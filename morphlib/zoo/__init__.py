@@ -28,10 +28,10 @@ import torch
 from safetensors import SafetensorError
 from torch import nn
 
-from morphlib import data
 from morphlib.zoo.entry import ZooEntry
 from morphlib.zoo.hub import ModelUnavailableError
 from morphlib.zoo.hub_models import hub_entry, is_hub_id
+from morphlib.zoo.labels import label_names, label_set
 from morphlib.zoo.loaders import build_network, is_available
 from morphlib.zoo.manifest import MANIFEST_VARIABLE, ManifestError, read_manifest
 from morphlib.zoo.model import Preprocess, ProbabilitiesWarning, ZooModel
@@ -52,6 +52,8 @@ __all__ = [
     "list_models",
     "load",
     "read_manifest",
+    "register",
+    "unregister",
     "wrap",
 ]
 
@@ -81,40 +83,6 @@ def _entries(manifest: Manifest) -> dict[str, ZooEntry]:
     return manifest if isinstance(manifest, dict) else read_manifest(manifest)
 
 
-def label_names(dataset: str | ZooEntry) -> list[str]:
-    """Class names of a label set or of a zoo entry, without loading the model (see :func:`label_set`)."""
-    return label_set(dataset)[0]
-
-
-def label_set(dataset: str | ZooEntry) -> tuple[list[str], list[str]]:
-    """``(names, ids)`` of a label set; ImageNet's ids are WordNet ids (``n01440764``), others the names.
-
-    ``dataset`` is a :mod:`morphlib.data` set, an ImageNet subset timm knows (``imagenet-1k``,
-    ``imagenet-22k``, ...), or a :class:`ZooEntry` (its own labels, if it has them, else its
-    data set's).
-
-    Raises
-    ------
-    ValueError
-        An unknown label set (a model's own labels are known from its entry only).
-    """
-    if isinstance(dataset, ZooEntry):
-        if dataset.labels:
-            return list(dataset.labels), list(dataset.label_ids or dataset.labels)
-        dataset = dataset.dataset
-    if dataset.startswith("imagenet"):
-        from timm.data import ImageNetInfo
-
-        info = ImageNetInfo(dataset)
-        return list(info.label_descriptions()), list(info.label_names())
-    if dataset not in data.LABEL_NAMES:
-        raise ValueError(
-            f"unknown label set {dataset!r} (known: {', '.join(data.LABEL_NAMES)}, imagenet-1k); "
-            "a model with labels of its own: pass its ZooEntry"
-        )
-    return list(data.LABEL_NAMES[dataset]), list(data.LABEL_NAMES[dataset])
-
-
 def list_models(manifest: Manifest = None) -> list[ModelStatus]:
     """Every zoo model, with whether it is available now or needs a download."""
     statuses = []
@@ -126,8 +94,32 @@ def list_models(manifest: Manifest = None) -> list[ModelStatus]:
     return statuses
 
 
+#: Models registered in this process (:func:`register`), by id.
+_REGISTERED: dict[str, ZooModel] = {}
+
+
+def register(model: ZooModel) -> str:
+    """Make ``model`` (e.g. from :func:`wrap`) loadable by its id in this process, wherever a zoo id
+    is taken (:func:`load`, :func:`morphlib.evaluate.evaluate`, ...); returns the id.
+
+    A registered id comes before the manifest's; registering the same id again replaces the model.
+    Other processes (Ray workers) do not see it: give them a manifest (``MORPHLIB_ZOO``).
+    """
+    if not isinstance(model, ZooModel):
+        raise TypeError(f"register takes a ZooModel (see wrap), got {type(model).__name__}")
+    _REGISTERED[model.entry.id] = model
+    return model.entry.id
+
+
+def unregister(model_id: str) -> None:
+    """Forget a model :func:`register` made loadable (nothing happens for an unknown id)."""
+    _REGISTERED.pop(model_id, None)
+
+
 def entry_for(model_id: str, manifest: Manifest = None) -> ZooEntry:
-    """The entry of a zoo id or of an ``hf-hub:`` id (whose ``config.json`` may be fetched)."""
+    """The entry of a registered model, a zoo id or an ``hf-hub:`` id (fetching its ``config.json``)."""
+    if model_id in _REGISTERED:
+        return _REGISTERED[model_id].entry
     if is_hub_id(model_id):
         return hub_entry(model_id)
     entries = _entries(manifest)
@@ -151,8 +143,8 @@ def load(model_id: str | ZooModel, device: str | torch.device = "cpu", manifest:
     Parameters
     ----------
     model_id : str or ZooModel
-        An id of the manifest (see :func:`list_models`), or any timm or transformers image
-        classifier of the Hugging Face Hub as ``hf-hub:ORG/NAME`` (e.g.
+        An id of a model :func:`register` made loadable, of the manifest (see :func:`list_models`),
+        or any timm or transformers image classifier of the Hugging Face Hub as ``hf-hub:ORG/NAME`` (e.g.
         ``hf-hub:timm/convnext_small.fb_in1k``), described by its own ``config.json`` (see
         :mod:`morphlib.zoo.hub_models`).  A :class:`ZooModel` (e.g. from :func:`wrap`) is
         returned as it is, on ``device``.
@@ -187,6 +179,8 @@ def load(model_id: str | ZooModel, device: str | torch.device = "cpu", manifest:
         )
     if not isinstance(model_id, str):
         raise TypeError(f"load takes a zoo id (a string), got {type(model_id).__name__}")
+    if model_id in _REGISTERED:
+        return _REGISTERED[model_id].to(_device(device))
     entry = entry_for(model_id, manifest)
     labels, ids = label_set(entry)
     try:

@@ -21,7 +21,8 @@ import torch
 from torch import nn
 
 from morphlib.zoo.checks import CHANNELS, check_input_size, check_normalisation
-from morphlib.zoo.manifest import ZooEntry
+from morphlib.zoo.entry import ZooEntry
+from morphlib.zoo.labels import label_set
 from morphlib.zoo.model import ZooModel, logits_of
 
 #: The input size assumed for a module that does not say its own (ImageNet's).
@@ -37,6 +38,7 @@ def wrap(
     channels: int = 3,
     name: str | None = None,
     description: str | None = None,
+    dataset: str | None = None,
 ) -> ZooModel:
     """Make ``module`` a :class:`ZooModel`: ``[0, 1]`` images in, resized and normalised inside.
 
@@ -49,7 +51,8 @@ def wrap(
         Takes normalised ``(B, channels, H, W)`` batches; returns logits ``(B, K)``, a tuple
         starting with them, or an object with ``.logits`` (transformers).
     labels : sequence of str, optional
-        One name per output, in order; default the indices ``"0"``, ``"1"``, ...
+        One name per output, in order; default those of ``dataset``, else the indices
+        ``"0"``, ``"1"``, ...
     mean, std : float or sequence of floats
         ``(x - mean) / std`` on ``[0, 1]`` pixels, per channel (a single number: every channel);
         default none (the module takes ``[0, 1]`` pixels).
@@ -61,6 +64,10 @@ def wrap(
         module repeated.
     name, description : str, optional
         For the app and reports; ``name`` is also the model's id.
+    dataset : str, optional
+        The label set the module was trained on, if a known one (``digits``, ``mnist``,
+        ``imagenet-1k``, ...: see :func:`~morphlib.zoo.label_set`): its class names, and an
+        evaluation on that data set accepts the model.  Default: the model's own.
 
     Raises
     ------
@@ -99,7 +106,13 @@ def wrap(
         raise ValueError(f"{where}: mean and std need {channels} values (one per channel), got {len(mean)}")
 
     classes = _probe(module, channels, size, where)
-    names = [str(i) for i in range(classes)] if labels is None else [str(label) for label in labels]
+    if dataset is not None and labels is not None:
+        raise ValueError(f"{where}: give labels or dataset (a known label set), not both")
+    if dataset is not None:
+        names, ids = label_set(dataset)
+    else:
+        names = [str(i) for i in range(classes)] if labels is None else [str(label) for label in labels]
+        ids = names
     if len(names) != classes:
         raise ValueError(
             f"{where}: it answers {classes} classes but labels has {len(names)} names; give one per output"
@@ -114,7 +127,7 @@ def wrap(
         format="module",
         architecture=kind,
         weights="",
-        dataset=model_id,
+        dataset=dataset or model_id,
         input_size=size,
         mean=mean,
         std=std,
@@ -122,9 +135,9 @@ def wrap(
         licence="unknown (wrapped in code)",
         description=description or f"A {kind} with {classes} classes, wrapped in code.",
         labels=tuple(names),
-        label_ids=tuple(names),
+        label_ids=tuple(ids),
     )
-    model = ZooModel(module, entry, names)
+    model = ZooModel(module, entry, names, ids)
     return model.to(_device(module))
 
 
