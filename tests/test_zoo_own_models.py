@@ -143,12 +143,21 @@ def test_tuples_and_logits_attributes_are_read(digits_net, digits, kind):
         assert torch.allclose(_wrapped_digits(_Features(digits_net, kind))(images[:4]), expected)
 
 
-def test_probabilities_raise_a_warning(digits_net):
+def test_probabilities_raise_a_warning(digits_net, digits):
+    images, _ = digits
+    softmax = nn.Sequential(digits_net, nn.Softmax(-1))
     with pytest.warns(ProbabilitiesWarning, match="probabilities.*remove the final softmax"):
-        _wrapped_digits(nn.Sequential(digits_net, nn.Softmax(-1)))
+        wrapped = _wrapped_digits(softmax)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        _wrapped_digits(digits_net)  # logits: no warning
+        _wrapped_digits(digits_net)(images[:2])  # logits: no warning
+        wrapped(images[:2])  # said once, at wrap time
+    built = ZooModel(softmax, load("digits-cnn").entry, DIGITS)  # a ZooModel made by hand: its first answer
+    with pytest.warns(ProbabilitiesWarning):
+        built(images[:2])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        built(images[:2])
 
 
 def test_wrap_refuses_what_the_module_cannot_take(digits_net):

@@ -62,12 +62,12 @@ class ProbabilitiesWarning(UserWarning):
     """A classifier answered probabilities (rows non-negative, summing to 1) where logits were expected."""
 
 
-def logits_of(output: Any) -> torch.Tensor:
+def logits_of(output: Any, check: bool = True) -> torch.Tensor:
     """The ``(B, K)`` logits in a network's output: the tensor itself, the first element of a tuple or
     list, or the ``.logits`` of an output object (as transformers models return).
 
-    Warns with :class:`ProbabilitiesWarning` when the rows look like probabilities: morphlib takes
-    a softmax of its own, and the gradient of a softmax of probabilities is nearly flat.
+    With ``check``, warns with :class:`ProbabilitiesWarning` when the rows look like probabilities:
+    morphlib takes a softmax of its own, and the gradient of a softmax of probabilities is nearly flat.
     """
     if isinstance(output, tuple | list) and output:
         output = output[0]
@@ -79,7 +79,7 @@ def logits_of(output: Any) -> torch.Tensor:
             f"the network answered {shape}; a classifier must return logits of shape (batch, classes), "
             "a tuple starting with them, or an object with a .logits tensor"
         )
-    if output.shape[1] > 1:
+    if check and output.shape[1] > 1:
         with torch.no_grad():
             rows = output.detach().float()
             if rows.min() >= 0 and torch.allclose(rows.sum(1), torch.ones(()), atol=1e-3):
@@ -124,12 +124,16 @@ class ZooModel(nn.Module):
         self.label_ids = list(label_ids) if label_ids is not None else list(self.labels)
         self.preprocess = Preprocess(entry.input_size, entry.mean, entry.std)
         self.net = net
+        self.outputs_checked = False  # whether the first answer was checked for probabilities
         self.eval()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() != 4 or x.shape[1] not in (1, 3):
             raise ValueError(f"expected images of shape (B, 1 or 3, H, W), got {tuple(x.shape)}")
-        return logits_of(self.net(self.preprocess(match_channels(x, self.preprocess.channels))))
+        out = self.net(self.preprocess(match_channels(x, self.preprocess.channels)))
+        logits = logits_of(out, check=not self.outputs_checked)
+        self.outputs_checked = True
+        return logits
 
     @property
     def device(self) -> torch.device:

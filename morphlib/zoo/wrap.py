@@ -138,6 +138,7 @@ def wrap(
         label_ids=tuple(ids),
     )
     model = ZooModel(module, entry, names, ids)
+    model.outputs_checked = True  # by the probe: warned there if need be
     return model.to(_device(module))
 
 
