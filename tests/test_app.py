@@ -552,7 +552,11 @@ class PageRequest:
 
 
 def test_the_page_opens_on_the_robust_imagenet_model_when_it_is_there(server, tmp_path, monkeypatch):
-    assert handlers.start_example().name == "mnist-3"  # offline, nothing cached: real MNIST, robust model
+    # offline, nothing cached: the cat on the ImageNet model installed from PyPI, else real MNIST
+    offline = handlers.start_example()
+    assert offline.name == "cat" and handlers.example_model(offline) == "efficientnet-lite0"
+    monkeypatch.delitem(server[2].registry.entries, "efficientnet-lite0")
+    assert handlers.start_example().name == "mnist-3"
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
     robust_resnet_in_cache(tmp_path / "hub")
     assert handlers.start_example().name == "cat" and server[2].registry.default() == "resnet50-l2-eps3"
@@ -575,6 +579,8 @@ def test_page_load_downloads_nothing(server, monkeypatch):
 
 def test_examples_are_cached_lazily_on_a_space_only_where_the_model_is(server, monkeypatch):
     monkeypatch.setattr(handlers, "ON_SPACE", True)
+    assert len(handlers.example_groups(load_examples())) == 1  # efficientnet-lite0 takes the photos offline
+    monkeypatch.delitem(server[2].registry.entries, "efficientnet-lite0")
     (ready, cached), (later, not_cached) = handlers.example_groups(load_examples())
     assert cached and not not_cached
     assert "digit-3" in {e.name for e in ready} and "cat" in {e.name for e in later}

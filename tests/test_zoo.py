@@ -12,6 +12,7 @@ import pytest
 import timm
 import torch
 import torchvision
+from _hub_cache import snapshot
 
 from morphlib import data
 from morphlib.attacks import robust_accuracy
@@ -69,8 +70,8 @@ def test_valid_entry_parses():
         (_valid_entry(colour="red"), "colour", "unknown key"),
         ({k: v for k, v in _valid_entry().items() if k != "licence"}, "licence", "missing"),
         (_valid_entry(source="ftp"), "source", "must be one of"),
-        (_valid_entry(input_size=[0, 64]), "input_size", "positive"),
-        (_valid_entry(input_size=[64]), "input_size", "list of 2"),
+        (_valid_entry(input_size=[0, 64]), "input_size", "out of range"),
+        (_valid_entry(input_size=[64]), "input_size", "two whole numbers"),
         (_valid_entry(normalisation={"mean": [0.5] * 3, "std": [0, 1, 1]}), "normalisation", "positive"),
         (_valid_entry(robust={"norm": "l2", "eps": -1}), "robust", "eps"),
         (_valid_entry(robust="yes"), "robust", "must be false"),
@@ -165,27 +166,6 @@ def test_predict_top_k():
 # --------------------------------------------------------------------- Hub, offline cache
 
 
-@pytest.fixture
-def hub_cache(tmp_path, monkeypatch):
-    """An empty Hub cache in ``tmp_path``, offline; set after huggingface_hub was imported."""
-    cache = tmp_path / "hub"
-    cache.mkdir()
-    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))
-    monkeypatch.setenv("HF_HUB_CACHE", str(cache))
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    return cache
-
-
-def _snapshot(cache, repo_id, commit="0123456789abcdef0123456789abcdef01234567"):
-    """Lay out ``models--org--name`` as huggingface_hub does; return the snapshot folder."""
-    repo = cache / ("models--" + repo_id.replace("/", "--"))
-    (repo / "refs").mkdir(parents=True)
-    (repo / "refs" / "main").write_text(commit)
-    snapshot = repo / "snapshots" / commit
-    snapshot.mkdir(parents=True)
-    return snapshot
-
-
 def _entry_for(repo_weights, fmt, architecture):
     return parse_manifest(
         {
@@ -199,7 +179,7 @@ def _entry_for(repo_weights, fmt, architecture):
 def test_timm_hub_model_from_cache(hub_cache):
     torch.manual_seed(0)
     reference = timm.create_model("test_resnet", num_classes=1000).eval()
-    timm.models.save_for_hf(reference, str(_snapshot(hub_cache, "someone/tiny")), safe_serialization=True)
+    timm.models.save_for_hf(reference, str(snapshot(hub_cache, "someone/tiny")), safe_serialization=True)
     entries = _entry_for("someone/tiny", "timm", "test_resnet")
     assert [(s.available, s.location) for s in list_models(entries)] == [(True, "cached")]
 
@@ -227,7 +207,7 @@ def test_robustness_checkpoint_from_cache(hub_cache):
         "optimizer": {"state": {}, "param_groups": [{"lr": 0.1, "momentum": 0.9}]},
         "epoch": 90,
     }
-    torch.save(checkpoint, _snapshot(hub_cache, entry.hub_repo) / entry.hub_filename)
+    torch.save(checkpoint, snapshot(hub_cache, entry.hub_repo) / entry.hub_filename)
 
     model = load("resnet50-l2-eps3")
     mean, std = torch.tensor(entry.mean).view(1, 3, 1, 1), torch.tensor(entry.std).view(1, 3, 1, 1)
@@ -245,7 +225,7 @@ def test_checkpoint_with_arbitrary_objects_is_refused(hub_cache):
     entries = _entry_for("someone/robust/model.ckpt", "robustness-ckpt", "test_resnet")
     weights = timm.create_model("test_resnet", num_classes=1000).state_dict()
     checkpoint = {"model": {f"module.model.{k}": v for k, v in weights.items()}, "args": _NotATensor()}
-    torch.save(checkpoint, _snapshot(hub_cache, "someone/robust") / "model.ckpt")
+    torch.save(checkpoint, snapshot(hub_cache, "someone/robust") / "model.ckpt")
     with pytest.raises(ValueError, match="plain tensors"):
         load("hub-model", manifest=entries)
 
@@ -304,7 +284,7 @@ def _timm_repo(cache, repo_id, num_classes=1000, data_config=None, **model_confi
     """A tiny random timm network saved as timm pushes to the Hub, in the cache; returned in eval mode."""
     torch.manual_seed(0)
     net = timm.create_model("test_resnet", num_classes=num_classes).eval()
-    folder = str(_snapshot(cache, repo_id))
+    folder = str(snapshot(cache, repo_id))
     timm.models.save_for_hf(
         net, folder, model_config=model_config, data_config=data_config, safe_serialization=True
     )
@@ -347,10 +327,10 @@ def test_hub_id_errors(hub_cache):
         load("hf-hub:timm/not_cached")
     with pytest.raises(ValueError, match="expected hf-hub:ORG/NAME"):
         load("hf-hub:no-slash")
-    (_snapshot(hub_cache, "someone/broken") / "config.json").write_text('{"num_classes": 3}')
+    (snapshot(hub_cache, "someone/broken") / "config.json").write_text('{"num_classes": 3}')
     with pytest.raises(ValueError, match="not a timm model config"):
         load("hf-hub:someone/broken")
-    with pytest.raises(ValueError, match="or any timm model of the Hub as hf-hub:ORG/NAME"):
+    with pytest.raises(ValueError, match="or any timm or transformers model of the Hub as hf-hub:ORG/NAME"):
         load("convnext_small")
 
 
@@ -463,7 +443,7 @@ def test_evaluation_of_a_hub_model_on_an_image_folder(hub_cache, tmp_path):
         net.fc.bias.copy_(torch.tensor([3.0, 0.0, 0.0]))  # random weights that still call everything a cat
     timm.models.save_for_hf(
         net,
-        str(_snapshot(hub_cache, "someone/pets")),
+        str(snapshot(hub_cache, "someone/pets")),
         model_config={"label_names": synsets, "label_descriptions": descriptions},
         data_config={"input_size": (3, 32, 32)},
         safe_serialization=True,

@@ -12,6 +12,11 @@ torch.Size([2, 10])
 True
 >>> [s.entry.id for s in list_models() if s.location == "bundled"][:2]
 ['shapes-cnn', 'shapes-cnn-robust']
+
+Any ``nn.Module`` of your own becomes a zoo model with :func:`wrap`; a folder of your own
+(timm's ``save_for_hf`` or transformers' ``save_pretrained`` layout) joins a manifest of your
+own as a ``source: local`` entry (see :mod:`morphlib.zoo.manifest`), read by default when the
+environment variable ``MORPHLIB_ZOO`` names it.
 """
 
 from __future__ import annotations
@@ -20,19 +25,25 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError
+from torch import nn
 
-from morphlib import data
+from morphlib.zoo.entry import ZooEntry
 from morphlib.zoo.hub import ModelUnavailableError
 from morphlib.zoo.hub_models import hub_entry, is_hub_id
+from morphlib.zoo.labels import label_names, label_set
 from morphlib.zoo.loaders import build_network, is_available
-from morphlib.zoo.manifest import ManifestError, ZooEntry, read_manifest
-from morphlib.zoo.model import Preprocess, ZooModel
+from morphlib.zoo.manifest import MANIFEST_VARIABLE, ManifestError, read_manifest
+from morphlib.zoo.model import Preprocess, ProbabilitiesWarning, ZooModel
+from morphlib.zoo.wrap import wrap
 
 __all__ = [
+    "MANIFEST_VARIABLE",
     "ManifestError",
     "ModelStatus",
     "ModelUnavailableError",
     "Preprocess",
+    "ProbabilitiesWarning",
     "ZooEntry",
     "ZooModel",
     "entry_for",
@@ -41,6 +52,9 @@ __all__ = [
     "list_models",
     "load",
     "read_manifest",
+    "register",
+    "unregister",
+    "wrap",
 ]
 
 Manifest = str | Path | dict[str, ZooEntry] | None
@@ -55,8 +69,9 @@ class ModelStatus:
     entry : ZooEntry
     available : bool
         Loadable without a download.
-    location : {"bundled", "cached", "download"}
-        Where the weights are: shipped, in the local Hub cache, or still to fetch.
+    location : {"bundled", "cached", "download", "local", "package"}
+        Where the weights are: shipped, in the local Hub cache, still to fetch from the Hub,
+        in a folder of the user's, or in an installed Python package.
     """
 
     entry: ZooEntry
@@ -68,44 +83,50 @@ def _entries(manifest: Manifest) -> dict[str, ZooEntry]:
     return manifest if isinstance(manifest, dict) else read_manifest(manifest)
 
 
-def label_names(dataset: str) -> list[str]:
-    """Class names of a label set: a :mod:`morphlib.data` set or an ImageNet one (offline, from timm)."""
-    return label_set(dataset)[0]
-
-
-def label_set(dataset: str) -> tuple[list[str], list[str]]:
-    """``(names, ids)`` of a label set; ImageNet's ids are WordNet ids (``n01440764``), others the names.
-
-    ``dataset`` is a :mod:`morphlib.data` set or an ImageNet subset timm knows
-    (``imagenet-1k``, ``imagenet-22k``, ...).
-    """
-    if dataset.startswith("imagenet"):
-        from timm.data import ImageNetInfo
-
-        info = ImageNetInfo(dataset)
-        return list(info.label_descriptions()), list(info.label_names())
-    return list(data.LABEL_NAMES[dataset]), list(data.LABEL_NAMES[dataset])
-
-
 def list_models(manifest: Manifest = None) -> list[ModelStatus]:
     """Every zoo model, with whether it is available now or needs a download."""
     statuses = []
     for entry in _entries(manifest).values():
         available = is_available(entry)
-        location = "bundled" if entry.source == "bundled" else "cached" if available else "download"
+        hub = "cached" if available else "download"
+        location = hub if entry.source == "hf-hub" else entry.source
         statuses.append(ModelStatus(entry, available, location))
     return statuses
 
 
+#: Models registered in this process (:func:`register`), by id.
+_REGISTERED: dict[str, ZooModel] = {}
+
+
+def register(model: ZooModel) -> str:
+    """Make ``model`` (e.g. from :func:`wrap`) loadable by its id in this process, wherever a zoo id
+    is taken (:func:`load`, :func:`morphlib.evaluate.evaluate`, ...); returns the id.
+
+    A registered id comes before the manifest's; registering the same id again replaces the model.
+    Other processes (Ray workers) do not see it: give them a manifest (``MORPHLIB_ZOO``).
+    """
+    if not isinstance(model, ZooModel):
+        raise TypeError(f"register takes a ZooModel (see wrap), got {type(model).__name__}")
+    _REGISTERED[model.entry.id] = model
+    return model.entry.id
+
+
+def unregister(model_id: str) -> None:
+    """Forget a model :func:`register` made loadable (nothing happens for an unknown id)."""
+    _REGISTERED.pop(model_id, None)
+
+
 def entry_for(model_id: str, manifest: Manifest = None) -> ZooEntry:
-    """The entry of a zoo id or of an ``hf-hub:`` id (whose ``config.json`` may be fetched)."""
+    """The entry of a registered model, a zoo id or an ``hf-hub:`` id (fetching its ``config.json``)."""
+    if model_id in _REGISTERED:
+        return _REGISTERED[model_id].entry
     if is_hub_id(model_id):
         return hub_entry(model_id)
     entries = _entries(manifest)
     if model_id not in entries:
         raise ValueError(
             f"unknown model {model_id!r}; known models: {', '.join(entries)}, "
-            "or any timm model of the Hub as hf-hub:ORG/NAME"
+            "or any timm or transformers model of the Hub as hf-hub:ORG/NAME"
         )
     return entries[model_id]
 
@@ -116,19 +137,22 @@ def _device(device: str | torch.device) -> torch.device:
     return torch.device(device)
 
 
-def load(model_id: str, device: str | torch.device = "cpu", manifest: Manifest = None) -> ZooModel:
+def load(model_id: str | ZooModel, device: str | torch.device = "cpu", manifest: Manifest = None) -> ZooModel:
     """Load a zoo model by id, ready for inference and input gradients.
 
     Parameters
     ----------
-    model_id : str
-        An id of ``zoo.yaml`` (see :func:`list_models`), or any timm model of the
-        Hugging Face Hub as ``hf-hub:ORG/NAME`` (e.g. ``hf-hub:timm/convnext_small.fb_in1k``),
-        described by its own ``config.json`` (see :mod:`morphlib.zoo.hub_models`).
+    model_id : str or ZooModel
+        An id of a model :func:`register` made loadable, of the manifest (see :func:`list_models`),
+        or any timm or transformers image classifier of the Hugging Face Hub as ``hf-hub:ORG/NAME`` (e.g.
+        ``hf-hub:timm/convnext_small.fb_in1k``), described by its own ``config.json`` (see
+        :mod:`morphlib.zoo.hub_models`).  A :class:`ZooModel` (e.g. from :func:`wrap`) is
+        returned as it is, on ``device``.
     device : {"cpu", "cuda", "auto"} or torch.device
         Where to put the model; ``"auto"`` picks CUDA when present.
     manifest : path or dict, optional
-        Another manifest (file, or entries from :func:`read_manifest`); default ``zoo.yaml``.
+        Another manifest (file, or entries from :func:`read_manifest`); default the one
+        ``MORPHLIB_ZOO`` names, else ``zoo.yaml``.
 
     Returns
     -------
@@ -137,14 +161,39 @@ def load(model_id: str, device: str | torch.device = "cpu", manifest: Manifest =
 
     Raises
     ------
+    TypeError
+        A network that is not a :class:`ZooModel`: :func:`wrap` it first.
     ValueError
-        Unknown id (the message lists the known ones), or a Hub config that is not timm's.
+        Unknown id (the message lists the known ones), or a Hub config that is neither timm's
+        nor transformers'.
     ModelUnavailableError
-        A Hub model that is not cached and cannot be downloaded now.
+        A Hub model that is not cached and cannot be downloaded now; weights that are missing,
+        corrupt (NaN), or do not fit the architecture or the label set.
     """
+    if isinstance(model_id, ZooModel):
+        return model_id.to(_device(device))
+    if isinstance(model_id, nn.Module):
+        raise TypeError(
+            f"load takes a zoo id, not a {type(model_id).__name__}; to use your own network, "
+            "morphlib.zoo.wrap(module, labels=[...], mean=[...], std=[...], input_size=(H, W))"
+        )
+    if not isinstance(model_id, str):
+        raise TypeError(f"load takes a zoo id (a string), got {type(model_id).__name__}")
+    if model_id in _REGISTERED:
+        return _REGISTERED[model_id].to(_device(device))
     entry = entry_for(model_id, manifest)
-    labels, ids = (entry.labels, entry.label_ids) if entry.labels else label_set(entry.dataset)
-    net = build_network(entry, len(labels))
+    labels, ids = label_set(entry)
+    try:
+        net = build_network(entry, len(labels))
+    except ModelUnavailableError:
+        raise
+    except (ValueError, RuntimeError, OSError, SafetensorError) as err:
+        detail = " ".join(f"{type(err).__name__}: {err}".split())
+        detail = detail if len(detail) <= 300 else detail[:297] + "..."
+        raise ModelUnavailableError(
+            f"model {entry.id!r} cannot be loaded: its weights are corrupt or incompatible with its "
+            f"architecture or labels ({detail}); fix or replace them"
+        ) from err
     model = ZooModel(net.float(), entry, labels, ids).to(_device(device))
     for p in model.parameters():
         p.requires_grad_(False)  # gradients are taken with respect to images, not weights

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
@@ -57,6 +58,41 @@ def match_channels(x: torch.Tensor, channels: int) -> torch.Tensor:
     return x.expand(-1, channels, -1, -1)
 
 
+class ProbabilitiesWarning(UserWarning):
+    """A classifier answered probabilities (rows non-negative, summing to 1) where logits were expected."""
+
+
+def logits_of(output: Any, check: bool = True) -> torch.Tensor:
+    """The ``(B, K)`` logits in a network's output: the tensor itself, the first element of a tuple or
+    list, or the ``.logits`` of an output object (as transformers models return).
+
+    With ``check``, warns with :class:`ProbabilitiesWarning` when the rows look like probabilities:
+    morphlib takes a softmax of its own, and the gradient of a softmax of probabilities is nearly flat.
+    """
+    if isinstance(output, tuple | list) and output:
+        output = output[0]
+    elif not isinstance(output, torch.Tensor) and isinstance(getattr(output, "logits", None), torch.Tensor):
+        output = output.logits
+    if not isinstance(output, torch.Tensor) or output.dim() != 2:
+        shape = tuple(output.shape) if isinstance(output, torch.Tensor) else type(output).__name__
+        raise ValueError(
+            f"the network answered {shape}; a classifier must return logits of shape (batch, classes), "
+            "a tuple starting with them, or an object with a .logits tensor"
+        )
+    if check and output.shape[1] > 1:
+        with torch.no_grad():
+            rows = output.detach().float()
+            if rows.min() >= 0 and torch.allclose(rows.sum(1), torch.ones(()), atol=1e-3):
+                warnings.warn(
+                    "the network answers probabilities (rows non-negative, summing to 1), not logits: "
+                    "morphlib applies its own softmax, so its gradients would be nearly flat; remove the "
+                    "final softmax (or return log-probabilities)",
+                    ProbabilitiesWarning,
+                    stacklevel=3,
+                )
+    return output
+
+
 class ZooModel(nn.Module):
     """A classifier of the zoo: ``(B, C, H, W)`` images in ``[0, 1]`` to logits ``(B, K)``.
 
@@ -88,12 +124,16 @@ class ZooModel(nn.Module):
         self.label_ids = list(label_ids) if label_ids is not None else list(self.labels)
         self.preprocess = Preprocess(entry.input_size, entry.mean, entry.std)
         self.net = net
+        self.outputs_checked = False  # whether the first answer was checked for probabilities
         self.eval()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() != 4 or x.shape[1] not in (1, 3):
             raise ValueError(f"expected images of shape (B, 1 or 3, H, W), got {tuple(x.shape)}")
-        return self.net(self.preprocess(match_channels(x, self.preprocess.channels)))
+        out = self.net(self.preprocess(match_channels(x, self.preprocess.channels)))
+        logits = logits_of(out, check=not self.outputs_checked)
+        self.outputs_checked = True
+        return logits
 
     @property
     def device(self) -> torch.device:
@@ -117,6 +157,13 @@ class ZooModel(nn.Module):
         probs = self(image.to(self.device, torch.float32)).softmax(-1)[0]
         top = probs.topk(min(k, len(self.labels)))
         return [(self.labels[i], p) for p, i in zip(top.values.tolist(), top.indices.tolist(), strict=True)]
+
+    def domain_note(self, image: torch.Tensor) -> str | None:
+        """Why ``image`` is far from what this model was trained on (a colour photo to a model of grey
+        digits, ...), or ``None``; see :func:`morphlib.zoo.domain.domain_note`."""
+        from morphlib.zoo.domain import domain_note
+
+        return domain_note(self.entry, image)
 
     def __repr__(self) -> str:
         return f"ZooModel({self.entry.id!r}, {len(self.labels)} classes, input {self.entry.input_size})"
