@@ -16,12 +16,14 @@ API = [b for b in BLOCKS if "gradio_client" in b]
 def test_the_library_examples_run(tmp_path):
     assert len(LIBRARY) >= 3
     env = dict(os.environ, PYTHONPATH=str(ROOT), MPLBACKEND="Agg")
+    (tmp_path / "assets").symlink_to(ROOT / "assets")  # the examples name the bundled photos
     script = "\n\n".join(LIBRARY)
     done = subprocess.run(
         [sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True
     )
     assert done.returncode == 0, done.stderr[-3000:]
     assert (tmp_path / "out" / "morph.gif").is_file()
+    assert (tmp_path / "my-models" / "pets" / "model.safetensors").is_file()
     table = [line.split() for line in done.stdout.splitlines() if line.strip()[:1].isdigit()]
     assert table[0][-1] != "3" and table[-1][-1] == "3"  # the printed morph ends as the target
 

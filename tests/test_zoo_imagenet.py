@@ -4,7 +4,7 @@ import pytest
 import skimage.data
 import torch
 
-from morphlib import morph
+from morphlib import MorphConfig, morph
 from morphlib.imaging import fit_to_size, load_image
 from morphlib.zoo import ModelUnavailableError, list_models, load
 from morphlib.zoo.manifest import REPO_ROOT, parse_manifest
@@ -37,7 +37,9 @@ def test_it_knows_the_bundled_photos(model, file, skimage_name, label):
 
 def test_a_real_morph_of_a_real_photo(model):
     image = _fitted(load_image(EXAMPLES / "cat.jpg").image)
-    result = morph(model, image, "tiger cat", family="csp-joint", regime="frozen", frames=3)
+    result = morph(
+        model, image, "tiger cat", frames=3, config=MorphConfig(family="csp-joint", regime="frozen")
+    )
     probs = [float(p) for p in result.target_probs]
     assert probs[-1] > probs[0] + 0.1, probs
     assert result.frames.shape[-2:] == (224, 224) and torch.isfinite(result.frames).all()

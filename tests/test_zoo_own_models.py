@@ -10,10 +10,10 @@ import torch
 from _hub_cache import snapshot
 from torch import nn
 
-from morphlib import data, gradient, morph
+from morphlib import MorphConfig, Strength, data, gradient, morph
 from morphlib.app.registry import ModelRegistry
 from morphlib.batch import morph_batch
-from morphlib.strength import auto_strength
+from morphlib.engine import auto_strength
 from morphlib.zoo import (
     ModelUnavailableError,
     ProbabilitiesWarning,
@@ -76,14 +76,31 @@ def test_wrapped_module_goes_through_morph_strength_batches_and_the_app(digits):
     images, labels = digits
     model = _wrapped_digits(load("digits-cnn-robust").net)  # robust: its auto strength reaches the target
     source, target = images[0], (int(labels[0]) + 1) % 10
-    result = morph(model, source, target, family="csp-phase", regime="frozen", frames=3, budget=2.0)
+    result = morph(
+        model,
+        source,
+        target,
+        frames=3,
+        config=MorphConfig(family="csp-phase", regime="frozen"),
+        strength=Strength.budget(2.0),
+    )
     assert result.target_probs[-1] > result.target_probs[0]
-    first, _, _ = data.load("digits", "test", n=1, seed=0)  # the case of morphlib.strength's example
-    found = auto_strength(gradient(model, first[0], "4", family="pixel"))
-    zoo_found = auto_strength(gradient(load("digits-cnn-robust"), first[0], "4", family="pixel"))
+    first, _, _ = data.load("digits", "test", n=1, seed=0)  # the case of morphlib.engine.auto's example
+    found = auto_strength(gradient(model, first[0], "4", config=MorphConfig(family="pixel")), Strength.auto())
+    zoo_found = auto_strength(
+        gradient(load("digits-cnn-robust"), first[0], "4", config=MorphConfig(family="pixel")),
+        Strength.auto(),
+    )
     assert found.reached and found.alpha == pytest.approx(zoo_found.alpha, rel=1e-4)
     targets = [DIGITS[target], DIGITS[target]]
-    batch = morph_batch(model, images[:2], targets, family="pixel", frames=3, budget=1.0)
+    batch = morph_batch(
+        model,
+        images[:2],
+        targets,
+        frames=3,
+        config=MorphConfig(family="pixel"),
+        strength=Strength.budget(1.0),
+    )
     assert all(r.target_probs[-1] > r.target_probs[0] for r in batch)
 
     registry = ModelRegistry(extra={"mine": model}, device="cpu")
@@ -325,7 +342,14 @@ def test_transformers_hub_model_by_id(hub_cache):
         assert torch.allclose(logits, reference(pixel_values=(x - 0.5) / 0.5).logits, atol=1e-5)
     logits[:, 2].sum().backward()
     assert x.grad.abs().sum() > 0  # gradients with respect to [0, 1] pixels
-    result = morph(model, torch.rand(3, 48, 40), "fish", family="pixel", frames=3, budget=1.0)
+    result = morph(
+        model,
+        torch.rand(3, 48, 40),
+        "fish",
+        frames=3,
+        config=MorphConfig(family="pixel"),
+        strength=Strength.budget(1.0),
+    )
     assert result.target_probs[-1] > result.target_probs[0]
 
 
