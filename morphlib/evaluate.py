@@ -17,7 +17,6 @@ import csv
 import json
 import logging
 import math
-import os
 import time
 from collections.abc import Callable, Sequence
 from contextlib import closing
@@ -32,6 +31,7 @@ from .data import ImageFolder, load_folder
 from .data import load as load_data
 from .executors import Chunk, RayExecutor, SerialExecutor, WorkerSetup, pixels
 from .labels import POLICIES, pick_target
+from .store import RunStore
 from .zoo import load as load_model
 
 #: Published MNIST figures at L2 = 1 (Mahdisoltani et al., revision): median E, percent.
@@ -209,28 +209,8 @@ def plan(config: EvalConfig, sources: Sequence[tuple[int, int, int]]) -> list[Ca
 
 
 def read_rows(path: Path) -> list[dict]:
-    """Rows of a results file; a line cut short by an interruption is dropped."""
-    if not path.exists():
-        return []
-    rows = []
-    for line in path.read_text().splitlines():
-        try:
-            rows.append(json.loads(line))
-        except json.JSONDecodeError:
-            continue
-    return rows
-
-
-def _open_for_append(path: Path):
-    """Open the results file for appending, first ending a line cut short by an interruption."""
-    if path.exists() and path.stat().st_size:
-        with path.open("rb") as f:
-            f.seek(-1, os.SEEK_END)
-            cut = f.read(1) != b"\n"
-        if cut:
-            with path.open("a") as f:
-                f.write("\n")
-    return path.open("a")
+    """Rows of a results file (each key once; lines that are not rows are skipped and logged)."""
+    return RunStore(path.parent, rows=path.name).rows()
 
 
 def evaluate(
@@ -251,18 +231,25 @@ def evaluate(
     if batch < 1:
         raise ValueError(f"batch must be at least 1, got {batch}")
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    config_path = out / "config.json"
-    if config_path.exists():
-        stored = json.loads(config_path.read_text())
-        # A run stored before a setting existed had its default.
-        defaults = {f.name: f.default for f in config_fields(EvalConfig)}
-        if {k: stored.get(k, defaults.get(k)) for k in config.fingerprint()} != config.fingerprint():
-            raise ValueError(
-                f"{out} holds a run with other settings ({config_path}); use a new --out directory"
-            )
-    config_path.write_text(json.dumps(asdict(config), indent=2))
+    # A run stored before a setting existed had its default.
+    defaults = {f.name: f.default for f in config_fields(EvalConfig)}
 
+    def same(stored: dict) -> bool:
+        return {k: stored.get(k, defaults.get(k)) for k in config.fingerprint()} == config.fingerprint()
+
+    with RunStore(out).open(asdict(config), same) as store:
+        return _run(config, out, store, progress, executor, batch)
+
+
+def _run(
+    config: EvalConfig,
+    out: Path,
+    store: RunStore,
+    progress: Callable[[int, int, float], None] | None,
+    executor: SerialExecutor | RayExecutor | None,
+    batch: int,
+) -> list[dict]:
+    """:func:`evaluate` with its folder held."""
     model = load_model(config.model)
     judges = [load_model(j) for j in config.judges]
     check_models(config, model, judges)
@@ -272,11 +259,9 @@ def evaluate(
     examples = {index for index, _, _ in sources[:EXAMPLE_SOURCES]}
     cases = plan(config, sources)
 
-    results_path = out / "results.jsonl"
-    done = {row["key"] for row in read_rows(results_path)}
     todo: dict[int, list[Case]] = {}
     for case in cases:
-        if case.key not in done:
+        if case.key not in store.done:
             todo.setdefault(case.source, []).append(case)
     pending = [(source, images[source], source_cases) for source, source_cases in todo.items()]
     chunks = [
@@ -287,24 +272,17 @@ def evaluate(
     setup = WorkerSetup(config.model, config.judges, config.frames)
     total = sum(chunk.cases for chunk in chunks)
     ran, start = 0, time.perf_counter()
-    with (
-        _open_for_append(results_path) as results,
-        closing(executor.map(setup, chunks, (model, judges))) as ran_chunks,
-    ):
+    with closing(executor.map(setup, chunks, (model, judges))) as ran_chunks:
         for result in ran_chunks:
             _save_examples(result.examples, out / "examples")  # before its rows: a rerun skips done rows
-            results.write("".join(json.dumps(row) + "\n" for row in result.rows))
-            results.flush()
-            os.fsync(results.fileno())
+            store.append(result.rows)
             ran += len(result.rows)
             if progress is not None:
                 eta = (time.perf_counter() - start) / ran * (total - ran)
                 progress(len(cases) - total + ran, len(cases), eta)
 
     order = {c.key: i for i, c in enumerate(cases)}
-    rows = sorted(
-        (row for row in read_rows(results_path) if row["key"] in order), key=lambda r: order[r["key"]]
-    )
+    rows = sorted((row for row in store.rows() if row["key"] in order), key=lambda r: order[r["key"]])
     write_report(rows, config, out, images)  # in plan order, so the report does not depend on what ran it
     return rows
 

@@ -37,6 +37,7 @@ from .data import load as load_data
 from .engine import morph
 from .evaluate import EvalConfig, choose_sources, read_rows
 from .metrics import fit_warp, transfer
+from .store import RunStore
 from .zoo import load as load_model
 
 #: Budget cap of the study: auto strength's default, RMS change per value.
@@ -175,14 +176,25 @@ def run_study(
     progress: Callable[[int, int], None] | None = None,
 ) -> list[dict]:
     """Run (or resume) the study of ``config`` into ``out/rows.jsonl``; returns its rows."""
-    out.mkdir(parents=True, exist_ok=True)
-    config_path = out / f"config_{config.dataset}.json"
-    if config_path.exists():
-        stored = {**json.loads(config_path.read_text()), "sources": config.sources}
-        stored["judges"] = tuple(stored["judges"])
-        if StudyConfig(**stored) != config:
-            raise ValueError(f"{out} holds a study of {config.dataset} with other settings ({config_path})")
-    config_path.write_text(json.dumps(asdict(config), indent=2))
+
+    def same(stored: dict) -> bool:  # more sources extend a study
+        return (
+            StudyConfig(**{**stored, "sources": config.sources, "judges": tuple(stored["judges"])}) == config
+        )
+
+    store = RunStore(out, rows="rows.jsonl", settings=f"config_{config.dataset}.json")
+    with store.open(asdict(config), same):
+        return _run_study(config, out, store, settings, progress)
+
+
+def _run_study(
+    config: StudyConfig,
+    out: Path,
+    store: RunStore,
+    settings: Sequence[Setting] | None,
+    progress: Callable[[int, int], None] | None,
+) -> list[dict]:
+    """:func:`run_study` with its folder held."""
     settings = list(settings or default_settings(CHANNELS[config.dataset]))
     driver = load_model(config.model)
     judges = [load_model(j) for j in config.judges]
@@ -193,67 +205,64 @@ def run_study(
         images,
         labels,
     )
-    path = out / "rows.jsonl"
-    done = {r["key"] for r in read_rows(path)}
+    done = store.done
     side = math.sqrt(images[0].numel())
     examples_path = out / f"examples_{config.dataset}.pt"
     examples = torch.load(examples_path) if examples_path.exists() else {}
     total = len(settings) * len(picked)
     count = sum(_key(config.dataset, s.name, i, t) in done for s in settings for i, _, t in picked)
-    with path.open("a") as sink:
-        for setting in settings:
-            todo = [(i, y, t) for i, y, t in picked if _key(config.dataset, setting.name, i, t) not in done]
-            rows, last_frames = [], []
-            for index, label, target in todo:
-                result = morph(
-                    driver,
-                    images[index],
-                    target,
-                    setting.config(),
-                    setting.strength(config.max_rms),
-                    frames=config.frames,
-                    progress=False,
+    for setting in settings:
+        todo = [(i, y, t) for i, y, t in picked if _key(config.dataset, setting.name, i, t) not in done]
+        rows, last_frames = [], []
+        for index, label, target in todo:
+            result = morph(
+                driver,
+                images[index],
+                target,
+                setting.config(),
+                setting.strength(config.max_rms),
+                frames=config.frames,
+                progress=False,
+            )
+            found = result.auto
+            assert found is not None
+            last = result.frames[-1:]
+            last_frames.append(last)
+            rows.append(
+                dict(
+                    key=_key(config.dataset, setting.name, index, target),
+                    dataset=config.dataset,
+                    setting=setting.name,
+                    **asdict(setting),
+                    index=index,
+                    label=label,
+                    target=target,
+                    flipped=bool(found.reached),
+                    rms=found.budget / side,
+                    saturated=found.saturated_at is not None,
+                    p_target=found.prob,
+                    judges={
+                        j: bool(read[0])
+                        for j, read in zip(config.judges, transfer(judges, last, target), strict=True)
+                    },
+                    fade=float(fade(images[index : index + 1], last)[0]),
                 )
-                found = result.auto
-                assert found is not None
-                last = result.frames[-1:]
-                last_frames.append(last)
-                rows.append(
-                    dict(
-                        key=_key(config.dataset, setting.name, index, target),
-                        dataset=config.dataset,
-                        setting=setting.name,
-                        **asdict(setting),
-                        index=index,
-                        label=label,
-                        target=target,
-                        flipped=bool(found.reached),
-                        rms=found.budget / side,
-                        saturated=found.saturated_at is not None,
-                        p_target=found.prob,
-                        judges={
-                            j: bool(read[0])
-                            for j, read in zip(config.judges, transfer(judges, last, target), strict=True)
-                        },
-                        fade=float(fade(images[index : index + 1], last)[0]),
-                    )
-                )
-                count += 1
-                if progress is not None:
-                    progress(count, total)
-            if not rows:
-                continue
-            edited, sources = torch.cat(last_frames), images[[r["index"] for r in rows]]
-            warp, warp_gain = fit_warp(sources, edited).energy, fit_warp(sources, edited, gain=True).energy
-            for row, e, eg in zip(rows, warp.tolist(), warp_gain.tolist(), strict=True):
-                row.update(E_warp=_finite(e), E_warp_gain=_finite(eg))
-                sink.write(json.dumps(row) + "\n")
-            sink.flush()
-            if setting.name not in examples:  # the grid's frames: the first pairs, kept once
-                first = [r["index"] for r in rows][:EXAMPLES]
-                examples[setting.name] = (edited[: len(first)].clamp(0, 1) * 255).round().to(torch.uint8)
-                torch.save(examples, examples_path)
-    return [r for r in read_rows(path) if r["dataset"] == config.dataset]
+            )
+            count += 1
+            if progress is not None:
+                progress(count, total)
+        if not rows:
+            continue
+        edited, sources = torch.cat(last_frames), images[[r["index"] for r in rows]]
+        warp, warp_gain = fit_warp(sources, edited).energy, fit_warp(sources, edited, gain=True).energy
+        for row, e, eg in zip(rows, warp.tolist(), warp_gain.tolist(), strict=True):
+            row.update(E_warp=_finite(e), E_warp_gain=_finite(eg))
+        store.append(rows)
+        if setting.name not in examples:  # the grid's frames: the first pairs, kept once
+            first = [r["index"] for r in rows][:EXAMPLES]
+            examples[setting.name] = (edited[: len(first)].clamp(0, 1) * 255).round().to(torch.uint8)
+            torch.save(examples, examples_path)
+    return [r for r in store.rows() if r["dataset"] == config.dataset]
 
 
 def _finite(value: float) -> float | None:

@@ -7,6 +7,7 @@ import json
 import pytest
 import torch
 
+from morphlib import Strength
 from morphlib.cli import main
 from morphlib.study import Setting, best_setting, default_settings, fade, summarise
 
@@ -28,9 +29,13 @@ def test_settings_vary_one_control_at_a_time_and_name_it():
     assert "csp-phase frozen" in names and "csp-joint step-local half-octave" in names
     assert "csp-phase frozen cap 0.5π" in names and "csp-joint step-local luma" in names
     assert not any(s.luma_only for s in grey)  # luma-only means nothing for grey data
-    assert Setting("csp-phase", "frozen", bandwidth="quarter-octave").morph_settings()["pyramid"] == {
-        "bandwidth": "quarter-octave"
-    }
+    config = Setting("csp-phase", "frozen", bandwidth="quarter-octave", min_prob=0.9).config()
+    assert (config.family, config.regime, config.pyramid.bandwidth) == (
+        "csp-phase",
+        "frozen",
+        "quarter-octave",
+    )
+    assert Setting("pixel", "persistent", min_prob=0.9).strength(0.2) == Strength.auto(goal=0.9, cap_rms=0.2)
 
 
 def test_study_runs_end_to_end_resumes_and_reports(tmp_path, capsys):
