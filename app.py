@@ -31,13 +31,16 @@ import gradio as gr  # noqa: E402
 from morphlib.app import handlers as h  # noqa: E402
 from morphlib.app.engine import Engine, ModelRegistry, device_problem  # noqa: E402
 from morphlib.app.examples import EXAMPLES_DIR, load_examples  # noqa: E402
-from morphlib.app.settings import UI_SETTINGS  # noqa: E402
-from morphlib.app.ui import image_input, setting_widget  # noqa: E402
+from morphlib.app.settings import MAX_STRENGTH, UI_SETTINGS  # noqa: E402
+from morphlib.app.ui import api_example, image_input, setting_widget  # noqa: E402
 from morphlib.imaging import MAX_BYTES  # noqa: E402
 
 log = logging.getLogger("morphlib.app")
 
 COMPUTE_LIMIT = int(os.environ.get("MORPHLIB_APP_CONCURRENCY", "2"))
+#: Sessions whose state Gradio keeps (its default, 10,000, lets a crowd of new sessions grow the
+#: server without bound: each holds a copy of the page's settings); the oldest go first.
+SESSIONS = int(os.environ.get("MORPHLIB_APP_SESSIONS", "500"))
 INTRO = """# morphlib: how would this classifier change the image?
 Pick an image and a model, choose a target class, and **Morph**: the classifier's own
 gradient, taken with respect to the *phases* of a complex steerable pyramid, is amplified
@@ -58,7 +61,7 @@ def create_demo(eng: Engine | None = None, concurrency: int = COMPUTE_LIMIT) -> 
     default_model = h.example_model(first) if first is not None else registry.default()
 
     with gr.Blocks(title="morphlib: steerable-pyramid morphs", delete_cache=(900, 3600)) as demo:
-        shown_state = gr.State(None, time_to_live=3600)  # this session's last MorphOutput
+        shown_state = gr.State(None, time_to_live=3600)  # the key of this session's last morph (h.SHOWN)
         run_flag = gr.State(False)
         gr.Markdown(INTRO)
         ui: dict[str, gr.components.Component] = {}
@@ -111,7 +114,7 @@ def create_demo(eng: Engine | None = None, concurrency: int = COMPUTE_LIMIT) -> 
                             elem_id="video",
                         )
                         scrubber = gr.Slider(
-                            0, 15, value=0, step=1, label="Frame", interactive=False, elem_id="scrubber"
+                            1, 16, value=1, step=1, label="Frame", interactive=False, elem_id="scrubber"
                         )
                         frame = gr.Image(
                             label="Frame", type="numpy", interactive=False, height=320, elem_id="frame"
@@ -140,7 +143,7 @@ def create_demo(eng: Engine | None = None, concurrency: int = COMPUTE_LIMIT) -> 
                         with gr.Row():
                             gif_button = gr.Button("Make a GIF", size="sm", elem_id="make-gif")
                             gif = gr.File(label="GIF download", interactive=False, elem_id="gif")
-                        summary = gr.JSON(visible=False)  # the whole summary, for the API
+                        summary = gr.JSON(visible=False, elem_id="summary")  # the whole summary, for the API
                     with gr.Tab("Compare families"):
                         gr.Markdown(
                             "Pixel, Fourier phase, CSP phase and joint CSP edits at the **same L2 budget**."
@@ -149,6 +152,7 @@ def create_demo(eng: Engine | None = None, concurrency: int = COMPUTE_LIMIT) -> 
                             budget = gr.Number(
                                 value=0,
                                 minimum=0,
+                                maximum=MAX_STRENGTH,
                                 label="L2 budget (0 = default, RMS 0.05)",
                                 elem_id="compare-budget",
                             )
@@ -175,7 +179,7 @@ def create_demo(eng: Engine | None = None, concurrency: int = COMPUTE_LIMIT) -> 
                             interactive=False,
                             elem_id="permalink",
                         )
-                        gr.Markdown(API_HELP)
+                        api_help = gr.Markdown(API_HELP, elem_id="api-help")
 
         settings_inputs = [ui[name] for name in UI_SETTINGS]
         model, target = ui["model"], ui["target"]
@@ -243,7 +247,15 @@ def create_demo(eng: Engine | None = None, concurrency: int = COMPUTE_LIMIT) -> 
             trigger_mode="always_last",
             show_progress="hidden",
         )
-        gif_button.click(h.make_gif, inputs=shown_state, outputs=gif, api_name="gif")
+        gif_button.click(
+            h.make_gif_clicked,
+            inputs=shown_state,
+            outputs=gif,
+            api_visibility="private",
+            show_progress="hidden",
+        )
+        # /gif for the API, which says why it has no GIF (the page's button shows a note instead)
+        gr.Button(visible=False).click(h.make_gif, inputs=shown_state, outputs=gif, api_name="gif")
         compare_button.click(
             h.run_compare,
             inputs=[image, model, target, budget, *settings_inputs[2:]],
@@ -286,6 +298,7 @@ def create_demo(eng: Engine | None = None, concurrency: int = COMPUTE_LIMIT) -> 
         for event in morphed:  # the numbers table follows the result; a failure clears what it showed
             event.success(**table)
             event.failure(h.morph_failed, outputs=[*shown_outputs, status], api_visibility="private")
+    api_help.value = API_HELP + api_example(demo)  # from the endpoints as wired above
     h.DEMO = demo
     return demo
 
@@ -295,18 +308,6 @@ API_HELP = """
 `/frame`, `/gif`, `/compare`, `/permalink`, `/restore` (parameters: *Use via API* in the footer).
 With `gradio_client`:
 
-```python
-from gradio_client import Client, handle_file
-
-client = Client("http://127.0.0.1:7860/")  # this app's address
-image = handle_file("digit.png")
-top5, target, message = client.predict(image, "digits-cnn-robust", api_name="/predict")
-video, gif, scrubber, frame, plot, change, summary, numbers, message, link, budget = client.predict(
-    image=image, model="digits-cnn-robust", target="9", family="csp-phase",
-    mode="budget", strength=4.0, frames=8, api_name="/morph",
-)
-gif = client.predict(api_name="/gif")  # the GIF of this session's last morph
-```
 """
 
 
@@ -335,8 +336,9 @@ def launch(
         prevent_thread_lock=True,
         quiet=quiet,
         max_file_size=MAX_BYTES,
+        state_session_capacity=SESSIONS,
         allowed_paths=[str(EXAMPLES_DIR)],
-        show_error=True,  # messages of errors raised inside Gradio itself (e.g. a URL it cannot fetch)
+        show_error=False,  # internal errors stay in the log; every error a user can cause is a gr.Error
     )
     if share and not share_url:
         print(

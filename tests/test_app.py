@@ -90,7 +90,7 @@ def test_morph_returns_a_video_with_the_requested_frames_and_a_rising_target(cli
     assert frames[-1]["l2"] == pytest.approx(3.0, rel=0.01) and budget == pytest.approx(
         frames[-1]["l2"], rel=1e-3
     )
-    assert scrubber["value"] == scrubber["maximum"] == 5
+    assert scrubber["value"] == scrubber["maximum"] == 6  # frames counted from 1, as in the video
     assert "3 → 9" in message and "model=digits-cnn-robust" in link and "example=digit-3" in link
 
 
@@ -103,18 +103,18 @@ def test_new_strength_or_frame_count_reuses_the_gradient(client):
 
 def test_frame_scrubber_shows_frames_of_this_sessions_morph(client):
     morph(client, frames=4)
-    first = np.asarray(Image.open(client.predict(0, api_name="/frame")))
-    last = np.asarray(Image.open(client.predict(3, api_name="/frame")))
+    first = np.asarray(Image.open(client.predict(1, api_name="/frame")))  # counted from 1, as the video
+    last = np.asarray(Image.open(client.predict(4, api_name="/frame")))
     assert first.shape == last.shape and first.shape[1] == 256
     assert not np.array_equal(first, last)
-    with pytest.raises(AppError, match="greater than maximum value 3"):  # the scrubber's range: this morph
+    with pytest.raises(AppError, match="greater than maximum value 4"):  # the scrubber's range: this morph
         client.predict(9, api_name="/frame")
 
 
 def test_frame_needs_a_morph_first(server):
     fresh = Client(server[1], verbose=False)
     with pytest.raises(AppError, match="morph an image first"):
-        fresh.predict(0, api_name="/frame")
+        fresh.predict(1, api_name="/frame")
 
 
 def test_auto_strength_finds_where_the_target_wins(client):
@@ -465,7 +465,7 @@ def test_a_failed_morph_clears_every_output_it_would_have_filled(server):
     assert plot["data"] == [] and numbers["data"] == []
     assert status.startswith("⚠ The morph failed:") and "cannot be reached" in status
     with pytest.raises(AppError, match="morph an image first"):  # the session's result is gone too
-        fresh.predict(0, api_name="/frame")
+        fresh.predict(1, api_name="/frame")
 
 
 def test_a_failed_prediction_clears_the_top5_and_the_morph(server, tmp_path):
@@ -485,7 +485,7 @@ def test_a_failed_prediction_clears_the_top5_and_the_morph(server, tmp_path):
     assert [c[1] for c in target["choices"]] == [str(d) for d in range(10)] and target["value"] is None
     assert status.startswith("⚠ Classifying the image failed:") and "not an image" in status
     with pytest.raises(AppError, match="morph an image first"):
-        fresh.predict(0, api_name="/frame")
+        fresh.predict(1, api_name="/frame")
 
 
 def test_a_failed_comparison_clears_its_outputs(server):
@@ -569,7 +569,8 @@ def test_page_load_downloads_nothing(server, monkeypatch):
     out = handlers.on_load(PageRequest(example="cat", model="resnet50-l2-eps3", run="1"))
     image, model, status, run = out[0], out[1], out[-3], out[-1]
     assert image.endswith("cat.jpg") and model["value"] == "resnet50-l2-eps3"
-    assert "not on this machine yet" in status and run is False
+    assert "not on this machine" in status and run is False
+    assert "cannot be downloaded" in status and "pick it again" not in status  # offline: say so
     assert len(out[2]["choices"]) == 1000  # the targets: ImageNet's labels, from the zoo
 
 

@@ -8,19 +8,28 @@ settings every handler takes are listed once in :mod:`morphlib.app.settings`.
 from __future__ import annotations
 
 import functools
+import io
 import logging
+import math
 import os
+import re
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 import gradio as gr
+import numpy as np
+from PIL import Image
+
+from morphlib.imaging import load_image, to_uint8
 
 from .engine import NO_CURVES, Engine, MorphOutput
 from .examples import Example, example_by_name, find_example
-from .settings import UI_SETTINGS, Settings, wants_run
-from .ui import failed, friendly, takes_settings
+from .outputs import ResultStore
+from .settings import MAX_STRENGTH, UI_SETTINGS, Settings, wants_run
+from .ui import failed, friendly, md_text, takes_settings
 
 log = logging.getLogger("morphlib.app")
 
@@ -41,6 +50,27 @@ START_EXAMPLES = ("cat", "mnist-3", "digit-3")
 ON_SPACE = bool(os.environ.get("SPACE_ID"))
 NUMBERS_HEADERS = ["frame", "α", "L2", "p(source)", "p(target)", "top-1"]
 
+
+@dataclass
+class Shown:
+    """What the next action on a shown morph needs, and no more: the annotated frames (the scrubber,
+    the GIF), the video (the GIF is written next to it) and the per-frame numbers (the table)."""
+
+    frames: np.ndarray
+    video: Path
+    rows: list[list[Any]]
+    gif: Path | None = None
+
+
+#: Every session's last morph (:class:`Shown`); a session's state holds only its key. Bounded in
+#: count and bytes and expired after an hour, whatever the number of sessions.
+SHOWN = ResultStore(
+    max_items=int(os.environ.get("MORPHLIB_APP_RESULTS", "64")),
+    max_bytes=256 * 2**20,
+    ttl_s=3600.0,
+    nbytes=lambda shown: shown.frames.nbytes,
+)
+
 #: The engine and the page of this process, set by ``app.create_demo``.
 ENGINE: Engine | None = None
 DEMO: gr.Blocks | None = None
@@ -54,20 +84,44 @@ def engine() -> Engine:
     return ENGINE
 
 
-def base_url(request: gr.Request | None) -> str:
-    """The address users reach the app at: the share link when there is one, else the request's host."""
+#: The app's public address (e.g. ``https://example.org/morph/``), where permalinks point.
+ROOT_URL_VARIABLE = "MORPHLIB_APP_URL"
+#: Set to 1 behind a proxy that sets ``X-Forwarded-Host`` and ``-Proto`` itself (never as sent by
+#: a client): permalinks then use them.
+TRUST_FORWARDED_VARIABLE = "MORPHLIB_APP_TRUST_FORWARDED"
+_HOST = re.compile(r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(:\d{1,5})?$")
+
+
+def configured_root() -> str | None:
+    """The address set for the app: ``$MORPHLIB_APP_URL``, the share link, or the Space's own host."""
+    if os.environ.get(ROOT_URL_VARIABLE):
+        return os.environ[ROOT_URL_VARIABLE].rstrip("/") + "/"
     if DEMO is not None and getattr(DEMO, "share_url", None):
         return DEMO.share_url.rstrip("/") + "/"
+    if os.environ.get("SPACE_HOST"):
+        return f"https://{os.environ['SPACE_HOST'].split(',')[0].strip()}/"
+    return None
+
+
+def base_url(request: gr.Request | None) -> str:
+    """The address permalinks start with: :func:`configured_root`, else the request's own host and
+    scheme. ``X-Forwarded-*`` headers are used only when :data:`TRUST_FORWARDED_VARIABLE` says a
+    proxy of ours sets them (a client can send any); a host that is not a host name is replaced."""
+    root = configured_root()
+    if root is not None:
+        return root
     if request is None:
         return "/"
     headers = getattr(request, "headers", {}) or {}
-    host = headers.get("x-forwarded-host") or headers.get("host") or "localhost:7860"
-    try:
-        scheme = request.url.scheme  # type: ignore[union-attr]
-    except Exception:
-        scheme = "http"
-    proto = headers.get("x-forwarded-proto") or scheme or "http"
-    return f"{proto.split(',')[0].strip()}://{host.split(',')[0].strip()}/"
+    trusted = os.environ.get(TRUST_FORWARDED_VARIABLE, "").strip().lower() in ("1", "true", "yes")
+    forwarded = (lambda name: headers.get(f"x-forwarded-{name}")) if trusted else (lambda name: None)
+    # this server's own scheme: the request's may come from X-Forwarded-Proto already (uvicorn
+    # takes it from any client on this machine)
+    scheme = urlsplit(getattr(DEMO, "local_url", None) or "http://").scheme
+    host = (forwarded("host") or headers.get("host") or "").split(",")[0].strip()
+    proto = (forwarded("proto") or scheme or "http").split(",")[0].strip().lower()
+    host = host if _HOST.match(host) else "localhost:7860"
+    return f"{proto if proto in ('http', 'https') else 'http'}://{host}/"
 
 
 def example_model(example: Example) -> str:
@@ -116,6 +170,26 @@ def labels_of(model_id: str) -> list[str]:
         return []
 
 
+def for_engine(image: Any, model: str) -> tuple[Any, list[str]]:
+    """``image`` (a path or bytes) as the engine should get it, and notes on what was done to it.
+
+    An image much larger than ``model`` takes is decoded here, reduced
+    (:func:`~morphlib.imaging.load_image` with ``fit_to``), and handed over as a small RGB
+    picture, so that the engine's own full-size decoding never runs on it; anything else goes
+    as it is. (The engine would do this itself with ``load_image(image, fit_to=size)``.)
+    """
+    try:
+        entry = engine().registry.choice(model).entry
+        with Image.open(io.BytesIO(image) if isinstance(image, bytes) else image) as header:
+            side = min(header.size)  # the header only: nothing is decoded yet
+    except Exception:  # an unknown model, not an image...: the engine says what is wrong
+        return image, []
+    if entry is None or side // (2 * max(entry.input_size)) < 2:
+        return image, []
+    loaded = load_image(image, fit_to=tuple(entry.input_size))
+    return Image.fromarray(to_uint8(loaded.image)), loaded.notes
+
+
 def top5_value(top: list[tuple[str, float]]) -> dict[str, float]:
     return {label: prob for label, prob in top}
 
@@ -141,9 +215,10 @@ def predict(
     """
     if image is None:
         return {}, gr.update(), "Upload an image, paste one, use the webcam or pick an example."
+    image, notes = for_engine(image, model)
     p = engine().predict(image, model)
     lines = [f"**{p.top[0][0]}** ({p.top[0][1]:.1%}); suggested target: **{p.suggestion}** (runner-up)."]
-    lines += [f"- {note}" for note in p.notes]
+    lines += [f"- {note}" for note in [*notes, *p.notes]]
     target = gr.update(choices=p.labels, value=p.suggestion)
     return top5_value(p.top), target, "\n".join(lines)
 
@@ -154,7 +229,7 @@ def predict(
 CLEARED_MORPH = (
     None,
     None,
-    gr.update(minimum=0, maximum=1, value=0, interactive=False),
+    gr.update(minimum=1, maximum=2, value=1, interactive=False),
     None,
     NO_CURVES,
     *[None] * 4,
@@ -167,11 +242,32 @@ def pick_example(image: str | bytes | None, model: str) -> tuple:
     be downloaded now), the top-5 is cleared too and the status says why: no output keeps showing
     the previous answer."""
     try:
-        top, target, message = predict(image, model)
-    except gr.Error as err:
-        gr.Warning(str(err.message))
-        top, target, message = {}, gr.update(choices=labels_of(model), value=None), f"⚠ {err.message}"
+        top, target, message = unfriendly(predict)(image, model)
+    except (ValueError, gr.Error) as err:  # shown once, in the status line (not also as a toast)
+        reason = not_downloadable(model) or md_text(err.message if isinstance(err, gr.Error) else err)
+        top, target, message = {}, gr.update(choices=labels_of(model), value=None), f"⚠ {reason}"
     return (top, target, message, *CLEARED_MORPH)
+
+
+def unfriendly(fn: Callable) -> Callable:
+    """``fn`` without :func:`~morphlib.app.ui.friendly`: its errors raised as they are."""
+    return getattr(fn, "__wrapped__", fn)
+
+
+def not_downloadable(model: str) -> str | None:
+    """A short Markdown line when ``model`` needs a download that cannot happen here (offline), else None."""
+    from morphlib.zoo.hub import offline
+
+    try:
+        choice = engine().registry.choice(model)
+    except ValueError:
+        return None
+    if choice.available or choice.location != "download" or not offline():
+        return None
+    return (
+        f"**{md_text(choice.name)}** is not on this machine and this app is offline, so it cannot be "
+        "downloaded: pick a model marked ✓."
+    )
 
 
 def predict_failed(model: str, request: gr.Request) -> tuple:
@@ -193,8 +289,8 @@ def describe_model(model: str) -> str:
     """The picked model's description, and what loading it takes (never fails: it only reads the zoo)."""
     try:
         return engine().registry.describe(model)
-    except ValueError as err:
-        return f"⚠ {err}"
+    except ValueError as err:  # an unknown id, as typed: shown, never rendered
+        return f"⚠ {md_text(err)}"
 
 
 def on_gpu(fn: Callable, decorator: Callable = gpu, forked: bool = ZERO_GPU) -> Callable:
@@ -225,14 +321,19 @@ def _morph_call(image: Any, settings: Settings, progress: Any) -> MorphOutput:
 _run_morph = on_gpu(_morph_call)
 
 
-def numbers_table(out: MorphOutput | None) -> list[list[Any]] | None:
-    """The morph's per-frame numbers as table rows (:data:`NUMBERS_HEADERS`)."""
-    if out is None:
-        return None
+def numbers_table(key: str | None) -> list[list[Any]] | None:
+    """The per-frame numbers of this session's shown morph (``key``), as table rows."""
+    shown = SHOWN.get(key)
+    return shown.rows if shown is not None else None
+
+
+def numbers_rows(out: MorphOutput) -> list[list[Any]]:
+    """The morph's per-frame numbers as table rows (:data:`NUMBERS_HEADERS`; frames counted from 1,
+    as the video counts them)."""
     r = out.result
     return [
         [
-            k,
+            k + 1,
             round(float(r.alphas[k]), 4),
             round(float(r.l2[k]), 4),
             round(float(r.source_probs[k]), 4),
@@ -256,9 +357,11 @@ def run_morph(image: str | bytes | None, s: Settings, request: gr.Request, progr
     """
     if image is None:
         raise gr.Error("no image: upload one, paste one, use the webcam or pick an example")
-    out = _run_morph(image, s, progress)
+    fitted, notes = for_engine(image, s.model)
+    out = _run_morph(fitted, s, progress)
     n = len(out.frames)
-    slider = gr.update(minimum=0, maximum=n - 1, value=n - 1, step=1, interactive=True)
+    slider = gr.update(minimum=1, maximum=n, value=n, step=1, interactive=True)
+    key = SHOWN.put(Shown(out.frames, out.video, numbers_rows(out)))
     return (
         str(out.video),
         None,
@@ -267,31 +370,48 @@ def run_morph(image: str | bytes | None, s: Settings, request: gr.Request, progr
         out.curves,
         str(out.change),
         out.summary,
-        out,
-        out.message,
+        key,
+        "\n".join([out.message, *[f"- {note}" for note in notes]]),
         link_for(s, image, request),
         round(float(out.result.l2[-1]), 4),
     )
 
 
-@friendly
-def show_frame(index: float, shown: MorphOutput | None) -> Any:
-    """One frame of the last morph (this session's), with its probabilities drawn."""
-    if shown is None:
-        raise gr.Error("morph an image first; the scrubber shows its frames")
-    n = len(shown.frames)
-    k = int(round(float(index or 0)))
-    if not 0 <= k < n:
-        raise gr.Error(f"frame {k} does not exist; the morph has frames 0 to {n - 1}")
-    return shown.frames[k]
+def shown_morph(key: str | None, what: str) -> Shown:
+    """This session's shown morph; ``gr.Error`` saying why there is none (``what`` needs one)."""
+    shown = SHOWN.get(key)
+    if shown is not None:
+        return shown
+    if key:
+        raise gr.Error(f"this morph is no longer kept (results expire after an hour); morph again: {what}")
+    raise gr.Error(f"morph an image first; {what}")
 
 
 @friendly
-def make_gif(shown: MorphOutput | None) -> str:
+def show_frame(index: float, key: str | None) -> Any:
+    """Frame ``index`` (counted from 1) of this session's last morph, with its probabilities drawn."""
+    frames = shown_morph(key, "the scrubber shows its frames").frames
+    n = len(frames)
+    index = float(index or 0)
+    k = int(round(index)) if math.isfinite(index) else 0
+    if not 1 <= k <= n:
+        raise gr.Error(f"there is no frame {index:g}; the morph has frames 1 to {n}")
+    return frames[k - 1]
+
+
+@friendly
+def make_gif(key: str | None) -> str:
     """The last morph (this session's) as a looping GIF, written when first asked for."""
-    if shown is None:
-        raise gr.Error("morph an image first; the GIF is made from its frames")
-    return str(engine().gif(shown))
+    return str(engine().gif(shown_morph(key, "the GIF is made from its frames")))
+
+
+def make_gif_clicked(key: str | None) -> Any:
+    """*Make a GIF* in the page: the GIF, or, before any morph, a note (no error badge on the file)."""
+    try:
+        return make_gif(key)
+    except gr.Error as err:
+        gr.Info(err.message)
+        return gr.skip()
 
 
 def _compare_call(image: Any, settings: Settings, budget: float, progress: Any) -> Any:
@@ -313,7 +433,10 @@ def run_compare(
     """
     if image is None:
         raise gr.Error("no image: upload one, paste one, use the webcam or pick an example")
-    out = _run_compare(image, s, float(budget or 0.0), progress)
+    budget = float(budget or 0.0)
+    if not 0.0 <= budget <= MAX_STRENGTH:  # NaN too
+        raise gr.Error(f"the L2 budget must be between 0 (the default) and {MAX_STRENGTH:g}, got {budget:g}")
+    out = _run_compare(for_engine(image, s.model)[0], s, budget, progress)
     return str(out.video), out.rows, out.message
 
 
@@ -383,14 +506,16 @@ def on_load(request: gr.Request) -> tuple:
     choices = gr.update(choices=model_choices(), value=s["model"])
     top: dict = {}
     target_update: Any = gr.update(choices=labels_of(s["model"]), value=s["target"] or None)
-    notes = [f"⚠ {w}" for w in restored["warnings"]]
+    notes = [f"⚠ {md_text(w)}" for w in restored["warnings"]]
     info = ""
     ready = False
     try:
         info = engine().registry.describe(s["model"])
         if restored["image"] and not loadable(s["model"]):
             notes.append(
-                f"⬇ {s['model']!r} is not on this machine yet: pick it again (or Morph) to download it."
+                not_downloadable(s["model"])
+                or f"⬇ {md_text(repr(s['model']))} is not on this machine yet: Morph (or pick it again) "
+                "to download it."
             )
         elif restored["image"]:
             p = engine().predict(restored["image"], s["model"])
@@ -400,7 +525,7 @@ def on_load(request: gr.Request) -> tuple:
             notes.insert(0, f"**{p.top[0][0]}** ({p.top[0][1]:.1%}); suggested target: **{p.suggestion}**.")
             ready = True
     except ValueError as err:  # a model that cannot be loaded, a bad link...: say so, keep the page
-        notes.append(f"⚠ {err}")
+        notes.append(f"⚠ {md_text(err)}")
     except Exception as err:  # never lose the page (and the link's other settings) to an unexpected error
         log.exception("unexpected error while restoring %r", params)
         notes.append(f"⚠ the image could not be classified on loading ({type(err).__name__}); try again")
