@@ -5,6 +5,7 @@ that decode to gigabytes. Each test talks HTTP (or ``gradio_client``) to a runni
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import time
@@ -39,14 +40,19 @@ def client(server):
     return Client(server[1], verbose=False, download_files=str(server[2].outputs.root.parent / "downloads"))
 
 
+@functools.cache
+def api_info(base: str) -> dict:
+    return httpx.get(f"{base}/gradio_api/info", timeout=60, trust_env=False).json()
+
+
 def call(url: str, endpoint: str, data: list, headers: dict | None = None) -> tuple[str, object]:
     """POST ``data`` (the first parameters; defaults for the others) to ``/gradio_api/call/ENDPOINT``
     and read the answer: ``("complete", outputs)`` or ``("error", payload)``, as any HTTP client
     (no ``gradio_client`` in between) gets it."""
     base = url.rstrip("/")
+    params = api_info(base)["named_endpoints"][f"/{endpoint}"]["parameters"]
+    data = [*data, *(p.get("parameter_default") for p in params[len(data) :])]
     with httpx.Client(timeout=120, trust_env=False, headers=headers or {}) as http:
-        params = http.get(f"{base}/gradio_api/info").json()["named_endpoints"][f"/{endpoint}"]["parameters"]
-        data = [*data, *(p.get("parameter_default") for p in params[len(data) :])]
         posted = http.post(f"{base}/gradio_api/call/{endpoint}", json={"data": data})
         posted.raise_for_status()
         stream = http.get(f"{base}/gradio_api/call/{endpoint}/{posted.json()['event_id']}").text
@@ -263,3 +269,23 @@ def test_large_images_are_decoded_reduced(tmp_path):
         assert all(len(top5["confidences"]) == 5 for top5, _, _ in answers)
         assert "decoded at" in answers[0][2]
         assert grown < 300, f"peak memory grew by {grown:.0f} MB"
+
+
+def rss_mb(pid: int) -> float:
+    return int(re.search(r"VmRSS:\s+(\d+) kB", Path(f"/proc/{pid}/status").read_text()).group(1)) / 1024
+
+
+def test_a_crowd_of_new_sessions_does_not_grow_the_server_without_bound(tmp_path):
+    """Every API call without a session is a new session, and Gradio keeps a copy of the page's
+    settings for each (about 0.12 MB here; its default keeps 10,000). Past the app's bound
+    (``MORPHLIB_APP_SESSIONS``, 150 here) the oldest are dropped and memory stays flat."""
+    with app_process(tmp_path, MORPHLIB_APP_SESSIONS="150") as (proc, port, log):
+        wait_for_log(proc, log, f"127.0.0.1:{port}", timeout=180)
+        url = f"http://127.0.0.1:{port}/"
+        for _ in range(200):
+            call(url, "permalink", [None, MODEL, "9"])
+        filled = rss_mb(proc.pid)
+        for _ in range(500):
+            call(url, "permalink", [None, MODEL, "9"])
+        grown = rss_mb(proc.pid) - filled
+    assert grown < 25, f"500 more sessions grew the server by {grown:.0f} MB"
