@@ -50,6 +50,19 @@ Lens", Mahdisoltani et al., 2025). Compare it with pixel and Fourier edits in
 """
 
 
+#: The change map's colour scale (matplotlib's inferno, scaled to the frame's largest change).
+CHANGE_SCALE = """<div class="scale-bar"></div>
+<div class="scale-ends"><span>unchanged (input in grey)</span><span>the frame's largest change</span></div>"""
+#: Small inputs (28 or 32 px digits) and frames fill their boxes, with crisp pixels.
+CSS = """
+#input-image img, #frame img, #change img { width: 100%; height: 100%; object-fit: contain;
+  image-rendering: pixelated; }
+#change-scale .scale-bar { height: 10px; border-radius: 3px; background: linear-gradient(to right,
+  #000004, #320a5e, #781c6d, #bc3754, #ed6925, #fbb61a, #fcffa4); }
+#change-scale .scale-ends { display: flex; justify-content: space-between; font-size: 12px; }
+"""
+
+
 # ---------------------------------------------------------------------- layout
 def create_demo(eng: Engine | None = None, concurrency: int = COMPUTE_LIMIT) -> gr.Blocks:
     """Build the Blocks app around ``eng`` (default: the repository's zoo); at most ``concurrency``
@@ -74,20 +87,24 @@ def create_demo(eng: Engine | None = None, concurrency: int = COMPUTE_LIMIT) -> 
                     height=260,
                     elem_id="input-image",
                 )
-                examples_box = gr.Column()  # filled below, once every component the examples touch exists
+                # what a first morph needs (model, target, the button and its status) comes first, so
+                # that the button is in view next to the result: examples and settings follow
                 ui["model"] = setting_widget(
                     "model", choices=h.model_choices(), value=default_model, allow_custom_value=True
                 )
-                model_info = gr.Markdown(
-                    registry.describe(default_model), label="Model info", elem_id="model-info"
-                )
-                top5 = gr.Label(label="Top-5 predictions", num_top_classes=5, elem_id="top5")
                 ui["target"] = setting_widget(
                     "target",
                     choices=h.labels_of(default_model),
                     value=None,
                     filterable=True,
                     allow_custom_value=True,
+                )
+                run = gr.Button("Morph", variant="primary", elem_id="run")
+                status = gr.Markdown("", label="Status", elem_id="status")
+                examples_box = gr.Column()  # filled below, once every component the examples touch exists
+                top5 = gr.Label(label="Top-5 predictions", num_top_classes=5, elem_id="top5")
+                model_info = gr.Markdown(
+                    registry.describe(default_model), label="Model info", elem_id="model-info"
                 )
                 ui["family"] = setting_widget("family")
                 ui["regime"] = setting_widget("regime")
@@ -100,8 +117,6 @@ def create_demo(eng: Engine | None = None, concurrency: int = COMPUTE_LIMIT) -> 
                 with gr.Accordion("Advanced (steerable pyramid, colour, phase)", open=False):
                     for name in ("orientations", "bandwidth", "luma_only", "phase_cap", "smooth_sigma"):
                         ui[name] = setting_widget(name)
-                run = gr.Button("Morph", variant="primary", elem_id="run")
-                status = gr.Markdown("", label="Status", elem_id="status")
             with gr.Column(scale=3, min_width=400):
                 with gr.Tabs():
                     with gr.Tab("Morph"):
@@ -124,16 +139,19 @@ def create_demo(eng: Engine | None = None, concurrency: int = COMPUTE_LIMIT) -> 
                                 x="α",
                                 y="probability",
                                 color="class",
+                                color_map={"source": "#2563eb", "target": "#ea580c"},
                                 y_lim=[0, 1],
                                 label="Source and target probability along the morph",
                                 elem_id="plot",
                             )
-                            change = gr.Image(
-                                label="Where the image changed (last frame)",
-                                type="filepath",
-                                interactive=False,
-                                elem_id="change",
-                            )
+                            with gr.Column():
+                                change = gr.Image(
+                                    label="Where the image changed (last frame)",
+                                    type="filepath",
+                                    interactive=False,
+                                    elem_id="change",
+                                )
+                                gr.HTML(CHANGE_SCALE, elem_id="change-scale")
                         numbers = gr.Dataframe(
                             headers=h.NUMBERS_HEADERS,
                             label="Numbers (per frame)",
@@ -276,7 +294,12 @@ def create_demo(eng: Engine | None = None, concurrency: int = COMPUTE_LIMIT) -> 
             concurrency_limit=None,
         )
         model.change(
-            h.describe_model, inputs=model, outputs=model_info, api_visibility="private", queue=False
+            h.describe_model,
+            inputs=model,
+            outputs=model_info,
+            api_visibility="private",
+            queue=False,
+            show_progress="hidden",  # it reads the zoo only: no timer in the text
         )
         gr.api(h.restore, api_name="restore")
         gr.api(h.list_models, api_name="models")
@@ -338,7 +361,8 @@ def launch(
         max_file_size=MAX_BYTES,
         state_session_capacity=SESSIONS,
         allowed_paths=[str(EXAMPLES_DIR)],
-        show_error=False,  # internal errors stay in the log; every error a user can cause is a gr.Error
+        show_error=False,
+        css=CSS,  # internal errors stay in the log; every error a user can cause is a gr.Error
     )
     if share and not share_url:
         print(

@@ -21,11 +21,12 @@ from urllib.parse import urlencode, urlsplit
 
 import gradio as gr
 import numpy as np
+import pandas as pd
 from PIL import Image
 
 from morphlib.imaging import load_image, to_uint8
 
-from .engine import NO_CURVES, Engine, MorphOutput
+from .engine import Engine, MorphOutput
 from .examples import Example, example_by_name, find_example
 from .outputs import ResultStore
 from .settings import MAX_STRENGTH, UI_SETTINGS, Settings, wants_run
@@ -225,15 +226,21 @@ def predict(
 
 #: What a morph shows, cleared: video, GIF, scrubber, frame, plot, change map, summary, the
 #: session's result (state) and the per-frame numbers.
-#: (The plot is cleared to no data rather than to None, which the page's plot fails to redraw.)
+#: (The plot is cleared to None, not to an empty table: the page's plot takes its colours and
+#: legend from the first data it is drawn with, and keeps them until it is emptied.)
 CLEARED_MORPH = (
     None,
     None,
     gr.update(minimum=1, maximum=2, value=1, interactive=False),
-    None,
-    NO_CURVES,
-    *[None] * 4,
+    *[None] * 6,
 )
+
+
+def plot_curves(curves: pd.DataFrame) -> pd.DataFrame:
+    """The morph's probability curves with the classes named ``source`` and ``target`` (the labels
+    are in the status line): the page's plot keeps the colours of the class names it was first
+    drawn with, so they are the same names for every morph."""
+    return curves.assign(**{"class": curves["class"].str.split(":").str[0]})
 
 
 def pick_example(image: str | bytes | None, model: str) -> tuple:
@@ -367,7 +374,7 @@ def run_morph(image: str | bytes | None, s: Settings, request: gr.Request, progr
         None,
         slider,
         out.frames[-1],
-        out.curves,
+        plot_curves(out.curves),
         str(out.change),
         out.summary,
         key,
