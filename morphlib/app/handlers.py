@@ -224,22 +224,25 @@ def predict(
     return top5_value(p.top), target, "\n".join(lines)
 
 
+#: The plot of no morph: both classes, no point. The page's plot takes its colours and legend
+#: from the classes of the first data it draws and keeps them: cleared to an empty table, it drew
+#: every later morph without colours; cleared to None, it raises errors in the page.
+NO_PLOT = pd.DataFrame({"α": [0.0, 0.0], "probability": [math.nan, math.nan], "class": ["source", "target"]})
 #: What a morph shows, cleared: video, GIF, scrubber, frame, plot, change map, summary, the
 #: session's result (state) and the per-frame numbers.
-#: (The plot is cleared to None, not to an empty table: the page's plot takes its colours and
-#: legend from the first data it is drawn with, and keeps them until it is emptied.)
 CLEARED_MORPH = (
     None,
     None,
     gr.update(minimum=1, maximum=2, value=1, interactive=False),
-    *[None] * 6,
+    None,
+    NO_PLOT,
+    *[None] * 4,
 )
 
 
 def plot_curves(curves: pd.DataFrame) -> pd.DataFrame:
     """The morph's probability curves with the classes named ``source`` and ``target`` (the labels
-    are in the status line): the page's plot keeps the colours of the class names it was first
-    drawn with, so they are the same names for every morph."""
+    are in the status line): the same classes for every morph (see :data:`NO_PLOT`)."""
     return curves.assign(**{"class": curves["class"].str.split(":").str[0]})
 
 
