@@ -171,7 +171,7 @@ def create_demo(eng: Engine | None = None, concurrency: int = COMPUTE_LIMIT) -> 
                                 value=0,
                                 minimum=0,
                                 maximum=MAX_STRENGTH,
-                                label="L2 budget (0 = default, RMS 0.05)",
+                                label=f"L2 budget (0 = default, RMS {h.COMPARE_RMS:g})",
                                 elem_id="compare-budget",
                             )
                             compare_button = gr.Button("Compare families", elem_id="compare")

@@ -138,6 +138,14 @@ def test_compare_families_side_by_side_at_one_budget(client):
     assert "L2 budget **3**" in message
 
 
+def test_compare_families_at_the_default_budget_changes_the_image(client):
+    """Budget 0: an RMS change of 0.15 per value, where every family moves the digit toward the target."""
+    video, table, message = client.predict(handle_file(DIGIT), MODEL, "9", 0, frames=3, api_name="/compare")
+    rows = table["data"]
+    assert all(r[1] == pytest.approx(0.15 * (3 * 32 * 32) ** 0.5, rel=0.02) for r in rows)
+    assert all(r[3] > 0.5 for r in rows), rows  # p(target): the change shows
+
+
 def test_permalinks_round_trip_through_the_api(client):
     settings = dict(
         model="orientation-cnn",

@@ -424,6 +424,21 @@ def make_gif_clicked(key: str | None) -> Any:
         return gr.skip()
 
 
+#: The compare view's default budget, as an RMS change per value: at the library's default (0.05)
+#: no family visibly changes a digit; at 0.15 each moves it, differently (the target wins or nearly).
+COMPARE_RMS = 0.15
+
+
+def compare_budget(model: str) -> float:
+    """The compare view's default L2 budget for ``model``: :data:`COMPARE_RMS` over its RGB input;
+    0 (the engine's default) for a model without a zoo entry."""
+    try:
+        entry = engine().registry.choice(model).entry
+    except ValueError:
+        return 0.0
+    return COMPARE_RMS * math.sqrt(3 * math.prod(entry.input_size)) if entry is not None else 0.0
+
+
 def _compare_call(image: Any, settings: Settings, budget: float, progress: Any) -> Any:
     return engine().compare(image, settings, budget=budget, progress=lambda f, d: progress(f, desc=d))
 
@@ -446,7 +461,7 @@ def run_compare(
     budget = float(budget or 0.0)
     if not 0.0 <= budget <= MAX_STRENGTH:  # NaN too
         raise gr.Error(f"the L2 budget must be between 0 (the default) and {MAX_STRENGTH:g}, got {budget:g}")
-    out = _run_compare(for_engine(image, s.model)[0], s, budget, progress)
+    out = _run_compare(for_engine(image, s.model)[0], s, budget or compare_budget(s.model), progress)
     return str(out.video), out.rows, out.message
 
 
