@@ -372,6 +372,17 @@ def test_examples_exist_with_licences_and_known_models():
     assert "cat" in (Path(examples[0].file).parents[1] / "README.md").read_text()
 
 
+def test_only_files_of_an_examples_size_are_hashed(tmp_path, monkeypatch):
+    import morphlib.app.examples as examples_module
+
+    hashed = []
+    digest = examples_module._digest
+    monkeypatch.setattr(examples_module, "_digest", lambda p: hashed.append(Path(p)) or digest(p))
+    other = tmp_path / "big.png"
+    other.write_bytes(b"x" * 3_000_000)
+    assert find_example(other) is None and other not in hashed
+
+
 def test_an_uploaded_copy_of_an_example_is_recognised(tmp_path):
     copy = tmp_path / "upload.png"
     copy.write_bytes(example_by_name("digit-7").file.read_bytes())
