@@ -249,6 +249,15 @@ def high_water_mb(pid: int) -> float:
     return int(re.search(r"VmHWM:\s+(\d+) kB", status).group(1)) / 1024
 
 
+def test_an_elongated_image_is_refused_before_it_is_decoded(client, tmp_path):
+    """38000 x 120 (4.6 MP) cannot be reduced for a 32 px model (its short side is small already):
+    it would be decoded at full size, for a model that sees its centre only."""
+    strip = tmp_path / "strip.png"
+    Image.new("L", (38000, 120), 128).save(strip)
+    with pytest.raises(AppError, match="so elongated .* crop it first"):
+        client.predict(handle_file(str(strip)), MODEL, api_name="/predict")
+
+
 def test_large_images_are_decoded_reduced(tmp_path):
     """Two 6300 x 6300 PNGs (a few kB each) classified at once raise the server's peak memory by
     tens of MB, not gigabytes (the whole image as float32 is 476 MB, twice that while converted)."""

@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from morphlib.imaging import load_image, to_uint8
+from morphlib.imaging import ImageError, load_image, to_uint8
 
 from .engine import Engine, MorphOutput
 from .examples import Example, example_by_name, find_example
@@ -171,21 +171,37 @@ def labels_of(model_id: str) -> list[str]:
         return []
 
 
+#: Most pixels the app decodes an image to, once reduced for the model (as float32 RGB, 48 MB):
+#: only a very elongated image (say 20000 x 1000) has more, and the model sees its centre only.
+MAX_DECODED_PIXELS = 4_000_000
+
+
 def for_engine(image: Any, model: str) -> tuple[Any, list[str]]:
     """``image`` (a path or bytes) as the engine should get it, and notes on what was done to it.
 
     An image much larger than ``model`` takes is decoded here, reduced
     (:func:`~morphlib.imaging.load_image` with ``fit_to``), and handed over as a small RGB
     picture, so that the engine's own full-size decoding never runs on it; anything else goes
-    as it is. (The engine would do this itself with ``load_image(image, fit_to=size)``.)
+    as it is. (The engine would do this itself with ``load_image(image, fit_to=size)``.) An image
+    that would still be more than :data:`MAX_DECODED_PIXELS` is refused before decoding.
     """
     try:
         entry = engine().registry.choice(model).entry
         with Image.open(io.BytesIO(image) if isinstance(image, bytes) else image) as header:
-            side = min(header.size)  # the header only: nothing is decoded yet
+            w, h = header.size  # the header only: nothing is decoded yet
     except Exception:  # an unknown model, not an image...: the engine says what is wrong
         return image, []
-    if entry is None or side // (2 * max(entry.input_size)) < 2:
+    if entry is None:
+        return image, []
+    factor = min(w, h) // (2 * max(entry.input_size))
+    factor = factor if factor >= 2 else 1  # as load_image(fit_to=...) reduces
+    if (w // factor) * (h // factor) > MAX_DECODED_PIXELS:
+        th, tw = entry.input_size
+        raise ImageError(
+            f"the image is {w}×{h} pixels, so elongated that it would be decoded at "
+            f"{w // factor}×{h // factor} for a model that sees its centre ({tw}×{th}); crop it first"
+        )
+    if factor == 1:
         return image, []
     loaded = load_image(image, fit_to=tuple(entry.input_size))
     return Image.fromarray(to_uint8(loaded.image)), loaded.notes
