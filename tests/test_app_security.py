@@ -258,9 +258,12 @@ def test_an_elongated_image_is_refused_before_it_is_decoded(client, tmp_path):
         client.predict(handle_file(str(strip)), MODEL, api_name="/predict")
 
 
-def test_large_images_are_decoded_reduced(tmp_path):
+def test_large_images_are_decoded_reduced_and_an_attack_leaves_the_server_small(tmp_path):
     """Two 6300 x 6300 PNGs (a few kB each) classified at once raise the server's peak memory by
-    tens of MB, not gigabytes (the whole image as float32 is 476 MB, twice that while converted)."""
+    their two 8-bit decodes (119 MB each; a PNG cannot be decoded reduced), not by gigabytes (as
+    float32 each is 476 MB, twice that while converted: 2.1 GB in all).
+    Then the rest of an attack (:func:`attack`): the server's peak stays under 1.5 GB and a
+    normal morph still works."""
     big = tmp_path / "big.png"
     Image.new("RGB", (6300, 6300), (200, 30, 30)).save(big)
     assert big.stat().st_size < 200_000
@@ -277,7 +280,49 @@ def test_large_images_are_decoded_reduced(tmp_path):
         grown = high_water_mb(proc.pid) - before
         assert all(len(top5["confidences"]) == 5 for top5, _, _ in answers)
         assert "decoded at" in answers[0][2]
-        assert grown < 300, f"peak memory grew by {grown:.0f} MB"
+        assert grown < 500, f"peak memory grew by {grown:.0f} MB"
+        attack(url, tmp_path)
+        fresh = Client(url, verbose=False, download_files=str(tmp_path / "downloads"))
+        video, *_, summary, message, _, _ = fresh.predict(
+            handle_file(DIGIT), MODEL, "9", mode="budget", strength=2.0, frames=4, api_name="/morph"
+        )
+        assert Path(video).is_file() and len(summary["frames"]) == 4 and "3 → 9" in message
+        assert high_water_mb(proc.pid) < 1536, f"peak memory {high_water_mb(proc.pid):.0f} MB"
+
+
+def attack(url: str, tmp_path: Path) -> None:
+    """The rest of the battery, on the server at ``url``: paths it was never sent (with and without
+    ``meta``), markup, huge numbers, a decompression bomb, a crowd of sessions and of morphs."""
+    from test_app import bomb_header
+
+    private = private_png(tmp_path / "secret")
+    for payload in payloads(str(private)).values():
+        assert call(url, "morph", [payload, MODEL, "9"])[0] == "error"
+    for data in ([None, HTML, HTML], [None, MODEL, "9", "pixel", "frozen", "alpha", 1e308]):
+        event, payload = call(url, "permalink" if data[1] == HTML else "morph", data)
+        assert "<a" not in json.dumps(payload)
+    bomb = tmp_path / "bomb.png"
+    bomb.write_bytes(bomb_header())
+    with pytest.raises(AppError, match="too large"):
+        Client(url, verbose=False).predict(handle_file(str(bomb)), MODEL, api_name="/predict")
+    for _ in range(300):
+        call(url, "permalink", [None, MODEL, "9"])
+    with ThreadPoolExecutor(2) as pool:
+        list(
+            pool.map(
+                lambda _: call(
+                    url, "morph", [handle_upload(url), MODEL, "9", "pixel", "frozen", "budget", 2.0, 0.9, 8]
+                ),
+                range(20),
+            )
+        )
+
+
+def handle_upload(url: str) -> dict:
+    """The digit uploaded the way a browser uploads it; its file payload."""
+    with open(DIGIT, "rb") as f:
+        posted = httpx.post(f"{url.rstrip('/')}/gradio_api/upload", files={"files": f}, trust_env=False)
+    return {"path": posted.json()[0], "meta": {"_type": "gradio.FileData"}}
 
 
 def rss_mb(pid: int) -> float:
