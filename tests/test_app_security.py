@@ -137,6 +137,22 @@ def test_out_of_range_numbers_and_odd_digits_get_clear_messages(client, changes,
     assert not re.search(r"NaN|stack|invalid literal|Traceback", str(err.value))
 
 
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"mode": "alpha", "family": "csp-joint", "strength": 1000.0}, "amplification must be at most 100"),
+        ({"mode": "auto", "regime": "step-local", "strength": 400.0}, "auto cap must be at most 27.7"),
+        ({"mode": "auto", "regime": "frozen", "family": "csp-joint", "strength": 40.0}, "auto cap must be"),
+    ],
+)
+def test_strengths_past_what_the_mode_can_use_get_clear_messages(client, changes, message):
+    """Within the widget's bound but beyond what the mode can use: the library would answer with
+    NaN, an empty stack or an index error."""
+    kwargs = dict(image=handle_file(DIGIT), model=MODEL, target="9", frames=3) | changes
+    with pytest.raises(AppError, match=message):
+        client.predict(**kwargs, api_name="/morph")
+
+
 def test_compare_refuses_odd_targets_and_budgets(client):
     with pytest.raises(AppError, match="unknown class '²'"):
         client.predict(handle_file(DIGIT), MODEL, "²", 3.0, frames=3, api_name="/compare")
