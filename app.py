@@ -361,8 +361,8 @@ def launch(
         max_file_size=MAX_BYTES,
         state_session_capacity=SESSIONS,
         allowed_paths=[str(EXAMPLES_DIR)],
-        show_error=False,
-        css=CSS,  # internal errors stay in the log; every error a user can cause is a gr.Error
+        show_error=False,  # internal errors stay in the log; every error a user can cause is a gr.Error
+        css=CSS,
     )
     if share and not share_url:
         print(

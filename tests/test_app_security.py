@@ -256,6 +256,7 @@ def test_the_api_example_shown_in_the_app_runs_against_it(server, monkeypatch):
     namespace: dict = {}
     exec(compile(code, "api-help", "exec"), namespace)
     assert namespace["top5"]["label"] == "3" and "3 → 9" in namespace["message"]
+    assert namespace["budget"] == pytest.approx(namespace["summary"]["frames"][-1]["l2"], rel=1e-3)
     assert len(namespace["summary"]["frames"]) == 8 and Path(namespace["gif"]).suffix == ".gif"
 
 

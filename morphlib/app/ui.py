@@ -197,9 +197,8 @@ def returned_names(demo: gr.Blocks, api_name: str) -> list[str]:
     the session's state, which the API does not return), named by their ``elem_id``."""
     fn = next(f for f in demo.fns.values() if f.api_name == api_name)
     shown = [c for c in fn.outputs if not isinstance(c, gr.State)]
-    return [
-        _API_NAMES.get(c.elem_id, (c.elem_id or f"value_{i}").replace("-", "_")) for i, c in enumerate(shown)
-    ]
+    names = [(c.elem_id or f"value_{i}").replace("-", "_") for i, c in enumerate(shown)]
+    return [_API_NAMES.get(name, name) for name in names]
 
 
 def api_example(demo: gr.Blocks, url: str = "http://127.0.0.1:7860/") -> str:
