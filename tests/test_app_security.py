@@ -210,6 +210,16 @@ def test_error_messages_quote_requests_as_text(client):
     assert "<a" not in str(err.value) and "&lt;a href" in str(err.value)
 
 
+def test_long_links_and_model_ids_are_refused_not_echoed(client):
+    with pytest.raises(AppError, match="at most 4096 characters"):
+        client.predict("?model=" + "x" * 100_000, api_name="/restore")
+    with pytest.raises(AppError, match="model is not a short text") as err:
+        client.predict(handle_file(DIGIT), "m" * 100_000, api_name="/predict")
+    assert len(str(err.value)) < 500
+    out = handlers.on_load(_Request(**{f"p{i}": "x" * 50 for i in range(200)}))
+    assert "longer than 4096 characters" in out[-3] and len(out[-3]) < 4096
+
+
 class _Request:
     def __init__(self, **query):
         self.query_params = query

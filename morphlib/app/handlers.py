@@ -232,6 +232,7 @@ def predict(
     """
     if image is None:
         return {}, gr.update(), "Upload an image, paste one, use the webcam or pick an example."
+    Settings.from_ui({"model": model})  # a model id is a short text (the message then quotes it)
     image, notes = for_engine(image, model)
     p = engine().predict(image, model)
     lines = [f"**{p.top[0][0]}** ({p.top[0][1]:.1%}); suggested target: **{p.suggestion}** (runner-up)."]
@@ -528,6 +529,10 @@ def morph_if(gate: Any, image: Any, s: Settings, request: gr.Request, progress: 
     return run_morph(image, **values, request=request, progress=progress)
 
 
+#: Longest permalink read (the app's own are a few hundred characters).
+MAX_QUERY = 4096
+
+
 @friendly
 def restore(query: str) -> dict:
     """Settings from a permalink (a URL or its query string), as a dict, with the example image's
@@ -536,6 +541,8 @@ def restore(query: str) -> dict:
         raise ValueError(
             f"restore takes a permalink (a URL or its query string) as text, got {type(query).__name__}"
         )
+    if len(query) > MAX_QUERY:
+        raise ValueError(f"a permalink is at most {MAX_QUERY} characters; this one has {len(query)}")
     settings, warnings = Settings.from_query(query)
     image = None
     if settings.example:
@@ -564,6 +571,8 @@ def on_load(request: gr.Request) -> tuple:
     (or open on :func:`start_example`). Nothing is downloaded: a model that would need a
     download is named, and loaded only when the user asks for a prediction or a morph."""
     params = dict(getattr(request, "query_params", {}) or {})
+    too_long = len(urlencode(params)) > MAX_QUERY
+    params = {} if too_long else params
     restored = restore(urlencode(params)) if params else None
     if restored is None or (not restored["image"] and "model" not in params):
         example = start_example()
@@ -577,6 +586,8 @@ def on_load(request: gr.Request) -> tuple:
     top: dict = {}
     target_update: Any = gr.update(choices=labels_of(s["model"]), value=s["target"] or None)
     notes = [f"⚠ {md_text(w)}" for w in restored["warnings"]]
+    if too_long:
+        notes.append(f"⚠ the link is longer than {MAX_QUERY} characters: its settings were ignored")
     info = ""
     ready = False
     try:
