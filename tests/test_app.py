@@ -496,6 +496,15 @@ def test_a_failed_prediction_clears_the_top5_and_the_morph(server, tmp_path):
         fresh.predict(1, api_name="/frame")
 
 
+def test_a_hub_model_picked_offline_says_so_in_one_short_line(server):
+    fresh = Client(server[1], verbose=False)
+    with pytest.raises(AppError, match="HF_HUB_OFFLINE"):
+        fresh.predict(handle_file(DIGIT), "resnet50-l2-eps3", api_name="/predict")
+    cleanup = follow_up(handlers.DEMO, "predict", "failure")
+    (top5, target, status, *_), ok = as_browser(server[1], cleanup, fresh.session_hash, ["resnet50-l2-eps3"])
+    assert ok and "cannot be downloaded" in status and len(status) < 200
+
+
 def test_a_failed_comparison_clears_its_outputs(server):
     url = server[1]
     fresh = Client(url, verbose=False)

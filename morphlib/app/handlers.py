@@ -301,7 +301,9 @@ def predict_failed(model: str, request: gr.Request) -> tuple:
     """After a failed /predict (a bad upload, a model that cannot load): no top-5, the chosen
     model's labels (from the zoo) as the targets, the reason, and no morph of another input."""
     target = gr.update(choices=labels_of(model), value=None)
-    return ({}, target, failed("Classifying the image", request), *CLEARED_MORPH)
+    status = failed("Classifying the image", request)
+    short = not_downloadable(model)  # offline, the long how-to-fetch message helps no one here
+    return ({}, target, f"⚠ {short}" if short else status, *CLEARED_MORPH)
 
 
 def morph_failed(request: gr.Request) -> tuple:
