@@ -9,7 +9,14 @@ their widgets and their permalinks are listed once in
     python app.py --port 8000 --host 0.0.0.0 --zoo my-zoo.yaml
 
 Named endpoints (``gradio_client``): ``/models``, ``/predict``, ``/morph``, ``/frame``, ``/gif``,
-``/compare``, ``/permalink``, ``/restore``; see the README's "App" section.
+``/compare``, ``/permalink``, ``/restore``; see the README's "App" section (and the page's own
+*Share & API* tab, whose example is written from these endpoints).
+
+Environment: ``MORPHLIB_APP_CONCURRENCY`` (morphs at once, 2), ``MORPHLIB_APP_SESSIONS`` (sessions
+whose state is kept, 500), ``MORPHLIB_APP_RESULTS`` (morph results kept for the scrubber and the
+GIF, 64, at most 256 MB, an hour each), ``MORPHLIB_APP_URL`` (the public address permalinks start
+with; on a Space, its own host), ``MORPHLIB_APP_TRUST_FORWARDED=1`` (behind a proxy that sets
+``X-Forwarded-Host``/``-Proto`` itself; otherwise those headers are ignored).
 """
 
 from __future__ import annotations
