@@ -14,7 +14,7 @@ Named endpoints (``gradio_client``): ``/models``, ``/predict``, ``/morph``, ``/f
 
 Environment: ``MORPHLIB_APP_CONCURRENCY`` (morphs at once, 2), ``MORPHLIB_APP_SESSIONS`` (sessions
 whose state is kept, 500), ``MORPHLIB_APP_RESULTS`` (morph results kept for the scrubber and the
-GIF, 64, at most 256 MB, an hour each), ``MORPHLIB_APP_URL`` (the public address permalinks start
+GIF, 64, at most 128 MB, an hour each), ``MORPHLIB_APP_URL`` (the public address permalinks start
 with; on a Space, its own host), ``MORPHLIB_APP_TRUST_FORWARDED=1`` (behind a proxy that sets
 ``X-Forwarded-Host``/``-Proto`` itself; otherwise those headers are ignored).
 """
