@@ -67,7 +67,7 @@ class Shown:
 #: count and bytes and expired after an hour, whatever the number of sessions.
 SHOWN = ResultStore(
     max_items=int(os.environ.get("MORPHLIB_APP_RESULTS", "64")),
-    max_bytes=128 * 2**20,  # 64 digit morphs of 16 frames, or 10 ImageNet ones of 64
+    max_bytes=128 * 2**20,  # about 28 digit morphs of 16 frames (4.5 MB each), 10 ImageNet ones of 64
     ttl_s=3600.0,
     nbytes=lambda shown: shown.frames.nbytes,
 )
