@@ -9,7 +9,14 @@ their widgets and their permalinks are listed once in
     python app.py --port 8000 --host 0.0.0.0 --zoo my-zoo.yaml
 
 Named endpoints (``gradio_client``): ``/models``, ``/predict``, ``/morph``, ``/frame``, ``/gif``,
-``/compare``, ``/permalink``, ``/restore``; see the README's "App" section.
+``/compare``, ``/permalink``, ``/restore``; see the README's "App" section (and the page's own
+*Share & API* tab, whose example is written from these endpoints).
+
+Environment: ``MORPHLIB_APP_CONCURRENCY`` (morphs at once, 2), ``MORPHLIB_APP_SESSIONS`` (sessions
+whose state is kept, 500), ``MORPHLIB_APP_RESULTS`` (morph results kept for the scrubber and the
+GIF, 64, at most 128 MB, an hour each), ``MORPHLIB_APP_URL`` (the public address permalinks start
+with; on a Space, its own host), ``MORPHLIB_APP_TRUST_FORWARDED=1`` (behind a proxy that sets
+``X-Forwarded-Host``/``-Proto`` itself; otherwise those headers are ignored).
 """
 
 from __future__ import annotations
@@ -31,19 +38,35 @@ import gradio as gr  # noqa: E402
 from morphlib.app import handlers as h  # noqa: E402
 from morphlib.app.engine import Engine, ModelRegistry, device_problem  # noqa: E402
 from morphlib.app.examples import EXAMPLES_DIR, load_examples  # noqa: E402
-from morphlib.app.settings import UI_SETTINGS  # noqa: E402
-from morphlib.app.ui import image_input, setting_widget  # noqa: E402
+from morphlib.app.settings import MAX_STRENGTH, UI_SETTINGS  # noqa: E402
+from morphlib.app.ui import api_example, image_input, setting_widget  # noqa: E402
 from morphlib.imaging import MAX_BYTES  # noqa: E402
 
 log = logging.getLogger("morphlib.app")
 
 COMPUTE_LIMIT = int(os.environ.get("MORPHLIB_APP_CONCURRENCY", "2"))
+#: Sessions whose state Gradio keeps (its default, 10,000, lets a crowd of new sessions grow the
+#: server without bound: each holds a copy of the page's settings); the oldest go first.
+SESSIONS = int(os.environ.get("MORPHLIB_APP_SESSIONS", "500"))
 INTRO = """# morphlib: how would this classifier change the image?
 Pick an image and a model, choose a target class, and **Morph**: the classifier's own
 gradient, taken with respect to the *phases* of a complex steerable pyramid, is amplified
 into a short video from the input toward the target (the method of "Through a Steerable
 Lens", Mahdisoltani et al., 2025). Compare it with pixel and Fourier edits in
 **Compare families**.
+"""
+
+
+#: The change map's colour scale (matplotlib's inferno, scaled to the frame's largest change).
+CHANGE_SCALE = """<div class="scale-bar"></div>
+<div class="scale-ends"><span>unchanged (input in grey)</span><span>the frame's largest change</span></div>"""
+#: Small inputs (28 or 32 px digits) and frames fill their boxes, with crisp pixels.
+CSS = """
+#input-image img, #frame img, #change img { width: 100%; height: 100%; object-fit: contain;
+  image-rendering: pixelated; }
+#change-scale .scale-bar { height: 10px; border-radius: 3px; background: linear-gradient(to right,
+  #000004, #320a5e, #781c6d, #bc3754, #ed6925, #fbb61a, #fcffa4); }
+#change-scale .scale-ends { display: flex; justify-content: space-between; font-size: 12px; }
 """
 
 
@@ -58,7 +81,7 @@ def create_demo(eng: Engine | None = None, concurrency: int = COMPUTE_LIMIT) -> 
     default_model = h.example_model(first) if first is not None else registry.default()
 
     with gr.Blocks(title="morphlib: steerable-pyramid morphs", delete_cache=(900, 3600)) as demo:
-        shown_state = gr.State(None, time_to_live=3600)  # this session's last MorphOutput
+        shown_state = gr.State(None, time_to_live=3600)  # the key of this session's last morph (h.SHOWN)
         run_flag = gr.State(False)
         gr.Markdown(INTRO)
         ui: dict[str, gr.components.Component] = {}
@@ -71,20 +94,24 @@ def create_demo(eng: Engine | None = None, concurrency: int = COMPUTE_LIMIT) -> 
                     height=260,
                     elem_id="input-image",
                 )
-                examples_box = gr.Column()  # filled below, once every component the examples touch exists
+                # what a first morph needs (model, target, the button and its status) comes first, so
+                # that the button is in view next to the result: examples and settings follow
                 ui["model"] = setting_widget(
                     "model", choices=h.model_choices(), value=default_model, allow_custom_value=True
                 )
-                model_info = gr.Markdown(
-                    registry.describe(default_model), label="Model info", elem_id="model-info"
-                )
-                top5 = gr.Label(label="Top-5 predictions", num_top_classes=5, elem_id="top5")
                 ui["target"] = setting_widget(
                     "target",
                     choices=h.labels_of(default_model),
                     value=None,
                     filterable=True,
                     allow_custom_value=True,
+                )
+                run = gr.Button("Morph", variant="primary", elem_id="run")
+                status = gr.Markdown("", label="Status", elem_id="status")
+                examples_box = gr.Column()  # filled below, once every component the examples touch exists
+                top5 = gr.Label(label="Top-5 predictions", num_top_classes=5, elem_id="top5")
+                model_info = gr.Markdown(
+                    registry.describe(default_model), label="Model info", elem_id="model-info"
                 )
                 ui["family"] = setting_widget("family")
                 ui["regime"] = setting_widget("regime")
@@ -97,8 +124,6 @@ def create_demo(eng: Engine | None = None, concurrency: int = COMPUTE_LIMIT) -> 
                 with gr.Accordion("Advanced (steerable pyramid, colour, phase)", open=False):
                     for name in ("orientations", "bandwidth", "luma_only", "phase_cap", "smooth_sigma"):
                         ui[name] = setting_widget(name)
-                run = gr.Button("Morph", variant="primary", elem_id="run")
-                status = gr.Markdown("", label="Status", elem_id="status")
             with gr.Column(scale=3, min_width=400):
                 with gr.Tabs():
                     with gr.Tab("Morph"):
@@ -111,7 +136,7 @@ def create_demo(eng: Engine | None = None, concurrency: int = COMPUTE_LIMIT) -> 
                             elem_id="video",
                         )
                         scrubber = gr.Slider(
-                            0, 15, value=0, step=1, label="Frame", interactive=False, elem_id="scrubber"
+                            1, 16, value=1, step=1, label="Frame", interactive=False, elem_id="scrubber"
                         )
                         frame = gr.Image(
                             label="Frame", type="numpy", interactive=False, height=320, elem_id="frame"
@@ -121,16 +146,19 @@ def create_demo(eng: Engine | None = None, concurrency: int = COMPUTE_LIMIT) -> 
                                 x="α",
                                 y="probability",
                                 color="class",
+                                color_map={"source": "#2563eb", "target": "#ea580c"},
                                 y_lim=[0, 1],
                                 label="Source and target probability along the morph",
                                 elem_id="plot",
                             )
-                            change = gr.Image(
-                                label="Where the image changed (last frame)",
-                                type="filepath",
-                                interactive=False,
-                                elem_id="change",
-                            )
+                            with gr.Column():
+                                change = gr.Image(
+                                    label="Where the image changed (last frame)",
+                                    type="filepath",
+                                    interactive=False,
+                                    elem_id="change",
+                                )
+                                gr.HTML(CHANGE_SCALE, elem_id="change-scale")
                         numbers = gr.Dataframe(
                             headers=h.NUMBERS_HEADERS,
                             label="Numbers (per frame)",
@@ -140,7 +168,7 @@ def create_demo(eng: Engine | None = None, concurrency: int = COMPUTE_LIMIT) -> 
                         with gr.Row():
                             gif_button = gr.Button("Make a GIF", size="sm", elem_id="make-gif")
                             gif = gr.File(label="GIF download", interactive=False, elem_id="gif")
-                        summary = gr.JSON(visible=False)  # the whole summary, for the API
+                        summary = gr.JSON(visible=False, elem_id="summary")  # the whole summary, for the API
                     with gr.Tab("Compare families"):
                         gr.Markdown(
                             "Pixel, Fourier phase, CSP phase and joint CSP edits at the **same L2 budget**."
@@ -149,7 +177,8 @@ def create_demo(eng: Engine | None = None, concurrency: int = COMPUTE_LIMIT) -> 
                             budget = gr.Number(
                                 value=0,
                                 minimum=0,
-                                label="L2 budget (0 = default, RMS 0.05)",
+                                maximum=MAX_STRENGTH,
+                                label=f"L2 budget (0 = default, RMS {h.COMPARE_RMS:g})",
                                 elem_id="compare-budget",
                             )
                             compare_button = gr.Button("Compare families", elem_id="compare")
@@ -175,7 +204,7 @@ def create_demo(eng: Engine | None = None, concurrency: int = COMPUTE_LIMIT) -> 
                             interactive=False,
                             elem_id="permalink",
                         )
-                        gr.Markdown(API_HELP)
+                        api_help = gr.Markdown(API_HELP, elem_id="api-help")
 
         settings_inputs = [ui[name] for name in UI_SETTINGS]
         model, target = ui["model"], ui["target"]
@@ -243,7 +272,15 @@ def create_demo(eng: Engine | None = None, concurrency: int = COMPUTE_LIMIT) -> 
             trigger_mode="always_last",
             show_progress="hidden",
         )
-        gif_button.click(h.make_gif, inputs=shown_state, outputs=gif, api_name="gif")
+        gif_button.click(
+            h.make_gif_clicked,
+            inputs=shown_state,
+            outputs=gif,
+            api_visibility="private",
+            show_progress="hidden",
+        )
+        # /gif for the API, which says why it has no GIF (the page's button shows a note instead)
+        gr.Button(visible=False).click(h.make_gif, inputs=shown_state, outputs=gif, api_name="gif")
         compare_button.click(
             h.run_compare,
             inputs=[image, model, target, budget, *settings_inputs[2:]],
@@ -264,7 +301,12 @@ def create_demo(eng: Engine | None = None, concurrency: int = COMPUTE_LIMIT) -> 
             concurrency_limit=None,
         )
         model.change(
-            h.describe_model, inputs=model, outputs=model_info, api_visibility="private", queue=False
+            h.describe_model,
+            inputs=model,
+            outputs=model_info,
+            api_visibility="private",
+            queue=False,
+            show_progress="hidden",  # it reads the zoo only: no timer in the text
         )
         gr.api(h.restore, api_name="restore")
         gr.api(h.list_models, api_name="models")
@@ -286,6 +328,7 @@ def create_demo(eng: Engine | None = None, concurrency: int = COMPUTE_LIMIT) -> 
         for event in morphed:  # the numbers table follows the result; a failure clears what it showed
             event.success(**table)
             event.failure(h.morph_failed, outputs=[*shown_outputs, status], api_visibility="private")
+    api_help.value = API_HELP + api_example(demo)  # from the endpoints as wired above
     h.DEMO = demo
     return demo
 
@@ -295,18 +338,6 @@ API_HELP = """
 `/frame`, `/gif`, `/compare`, `/permalink`, `/restore` (parameters: *Use via API* in the footer).
 With `gradio_client`:
 
-```python
-from gradio_client import Client, handle_file
-
-client = Client("http://127.0.0.1:7860/")  # this app's address
-image = handle_file("digit.png")
-top5, target, message = client.predict(image, "digits-cnn-robust", api_name="/predict")
-video, gif, scrubber, frame, plot, change, summary, numbers, message, link, budget = client.predict(
-    image=image, model="digits-cnn-robust", target="9", family="csp-phase",
-    mode="budget", strength=4.0, frames=8, api_name="/morph",
-)
-gif = client.predict(api_name="/gif")  # the GIF of this session's last morph
-```
 """
 
 
@@ -335,8 +366,10 @@ def launch(
         prevent_thread_lock=True,
         quiet=quiet,
         max_file_size=MAX_BYTES,
+        state_session_capacity=SESSIONS,
         allowed_paths=[str(EXAMPLES_DIR)],
-        show_error=True,  # messages of errors raised inside Gradio itself (e.g. a URL it cannot fetch)
+        show_error=False,  # internal errors stay in the log; every error a user can cause is a gr.Error
+        css=CSS,
     )
     if share and not share_url:
         print(

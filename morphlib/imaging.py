@@ -209,11 +209,45 @@ def _is_grey(image: Image.Image) -> bool:
     return bool((array[..., 0] == array[..., 1]).all() and (array[..., 1] == array[..., 2]).all())
 
 
+#: Modes :meth:`PIL.Image.Image.reduce` cannot work in, and the mode it reduces them in instead.
+_REDUCE_IN = {"1": "L", "P": "RGBA", "I;16": "I", "I;16L": "I", "I;16B": "I", "I;16N": "I"}
+
+
+def _decode(image: Image.Image, fit_to: tuple[int, int] | None, notes: list[str]) -> Image.Image:
+    """``image`` decoded; with ``fit_to`` ``(H, W)``, at a fraction of its size that still has at
+    least twice ``max(fit_to)`` pixels a side (enough for an antialiased fit to that size).
+
+    A JPEG is decoded reduced to begin with (1/2, 1/4 or 1/8, :meth:`~PIL.Image.Image.draft`);
+    other formats are reduced (box filter) right after decoding, in their own 8- or 16-bit
+    pixels: the full-size image never exists as floats.
+    """
+    need = 2 * max(fit_to) if fit_to else 0
+    w, h = image.size
+    if not need or min(w, h) // need < 2:
+        image.load()
+        return image
+    if image.format == "JPEG":
+        image.draft(image.mode, (w // (min(w, h) // need), h // (min(w, h) // need)))
+    image.load()
+    factor = min(image.size) // need
+    if factor >= 2:
+        mode = image.mode
+        work = _REDUCE_IN.get(mode, mode)
+        if mode == "P" and "transparency" not in image.info:
+            work = "RGB"
+        image = image.convert(work) if work != mode else image
+        image = image.reduce(factor)
+        image = image.convert("I;16") if mode.startswith("I;16") else image
+    notes.append(f"large image: decoded at {image.width}×{image.height} (from {w}×{h}), enough for the model")
+    return image
+
+
 def load_image(
     source: str | Path | bytes | Image.Image,
     max_pixels: int = MAX_PIXELS,
     max_bytes: int = MAX_BYTES,
     min_side: int = MIN_SIDE,
+    fit_to: tuple[int, int] | None = None,
 ) -> LoadedImage:
     """Decode an image file (path or bytes) or a PIL image into ``(3, H, W)`` RGB floats in ``[0, 1]``.
 
@@ -223,10 +257,26 @@ def load_image(
     EXIF orientation is applied; animations use their first frame; greyscale, palette,
     16-bit, float, CMYK and transparent images are converted (see ``notes``).
 
+    Parameters
+    ----------
+    fit_to : (int, int), optional
+        The ``(H, W)`` the image is for (a model's input size, as :func:`fit_to_size` takes):
+        a much larger image is decoded reduced, to at least twice ``max(fit_to)`` pixels a
+        side, so that a small file of many pixels never decodes to gigabytes.
+        ``original_size`` stays the file's.
+
     Raises
     ------
     ImageError
         With a message for the user.
+
+    Examples
+    --------
+    >>> big = io.BytesIO()
+    >>> Image.new("RGB", (4000, 3000), "navy").save(big, format="PNG")
+    >>> loaded = load_image(big.getvalue(), fit_to=(224, 224))
+    >>> loaded.image.shape, loaded.original_size
+    (torch.Size([3, 500, 667]), (4000, 3000))
     """
     if isinstance(source, Image.Image):
         image = source
@@ -245,7 +295,7 @@ def load_image(
         if getattr(image, "n_frames", 1) > 1:
             image.seek(0)
             notes.append("animated image: its first frame is used")
-        image.load()
+        image = _decode(image, fit_to, notes)
         image = ImageOps.exif_transpose(image) or image
         array = _to_array(image, notes)
     except ImageError:

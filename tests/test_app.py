@@ -83,14 +83,14 @@ def test_morph_returns_a_video_with_the_requested_frames_and_a_rising_target(cli
     for path in (frame, change):
         assert Path(path).is_file() and Path(path).stat().st_size > 1000
     assert plot["columns"] == ["α", "probability", "class"]  # the plot's data, drawn by the browser
-    assert {row[2] for row in plot["data"]} == {"source: 3", "target: 9"} and len(plot["data"]) == 2 * 6
+    assert {row[2] for row in plot["data"]} == {"source", "target"} and len(plot["data"]) == 2 * 6
     frames = summary["frames"]
     assert len(frames) == 6 and summary["target"]["label"] == "9"
     assert frames[-1]["p_target"] > frames[0]["p_target"]
     assert frames[-1]["l2"] == pytest.approx(3.0, rel=0.01) and budget == pytest.approx(
         frames[-1]["l2"], rel=1e-3
     )
-    assert scrubber["value"] == scrubber["maximum"] == 5
+    assert scrubber["value"] == scrubber["maximum"] == 6  # frames counted from 1, as in the video
     assert "3 → 9" in message and "model=digits-cnn-robust" in link and "example=digit-3" in link
 
 
@@ -103,18 +103,18 @@ def test_new_strength_or_frame_count_reuses_the_gradient(client):
 
 def test_frame_scrubber_shows_frames_of_this_sessions_morph(client):
     morph(client, frames=4)
-    first = np.asarray(Image.open(client.predict(0, api_name="/frame")))
-    last = np.asarray(Image.open(client.predict(3, api_name="/frame")))
+    first = np.asarray(Image.open(client.predict(1, api_name="/frame")))  # counted from 1, as the video
+    last = np.asarray(Image.open(client.predict(4, api_name="/frame")))
     assert first.shape == last.shape and first.shape[1] == 256
     assert not np.array_equal(first, last)
-    with pytest.raises(AppError, match="greater than maximum value 3"):  # the scrubber's range: this morph
+    with pytest.raises(AppError, match="greater than maximum value 4"):  # the scrubber's range: this morph
         client.predict(9, api_name="/frame")
 
 
 def test_frame_needs_a_morph_first(server):
     fresh = Client(server[1], verbose=False)
     with pytest.raises(AppError, match="morph an image first"):
-        fresh.predict(0, api_name="/frame")
+        fresh.predict(1, api_name="/frame")
 
 
 def test_auto_strength_finds_where_the_target_wins(client):
@@ -136,6 +136,14 @@ def test_compare_families_side_by_side_at_one_budget(client):
     assert [r[0] for r in rows] == ["pixel", "fourier-phase", "csp-phase", "csp-joint"]
     assert all(r[1] == pytest.approx(3.0, rel=0.01) for r in rows)
     assert "L2 budget **3**" in message
+
+
+def test_compare_families_at_the_default_budget_changes_the_image(client):
+    """Budget 0: an RMS change of 0.15 per value, where every family moves the digit toward the target."""
+    video, table, message = client.predict(handle_file(DIGIT), MODEL, "9", 0, frames=3, api_name="/compare")
+    rows = table["data"]
+    assert all(r[1] == pytest.approx(0.15 * (3 * 32 * 32) ** 0.5, rel=0.02) for r in rows)
+    assert all(r[3] > 0.5 for r in rows), rows  # p(target): the change shows
 
 
 def test_permalinks_round_trip_through_the_api(client):
@@ -408,7 +416,7 @@ def test_a_failing_example_clears_the_previous_answer(server):
         out[10],
     )
     assert all(v is None for v in (video, gif, frame, change, summary))
-    assert plot["data"] == [] and numbers["data"] == []
+    assert [row[1] for row in plot["data"]] == [None, None] and numbers["data"] == []
 
 
 def _has_example(name):
@@ -462,10 +470,10 @@ def test_a_failed_morph_clears_every_output_it_would_have_filled(server):
     video, gif, _, frame, plot, change, summary = outputs[:7]  # then the session's result, numbers, status
     numbers, status = outputs[-2:]
     assert all(v is None for v in (video, gif, frame, change, summary))
-    assert plot["data"] == [] and numbers["data"] == []
+    assert [row[1] for row in plot["data"]] == [None, None] and numbers["data"] == []
     assert status.startswith("⚠ The morph failed:") and "cannot be reached" in status
     with pytest.raises(AppError, match="morph an image first"):  # the session's result is gone too
-        fresh.predict(0, api_name="/frame")
+        fresh.predict(1, api_name="/frame")
 
 
 def test_a_failed_prediction_clears_the_top5_and_the_morph(server, tmp_path):
@@ -485,7 +493,16 @@ def test_a_failed_prediction_clears_the_top5_and_the_morph(server, tmp_path):
     assert [c[1] for c in target["choices"]] == [str(d) for d in range(10)] and target["value"] is None
     assert status.startswith("⚠ Classifying the image failed:") and "not an image" in status
     with pytest.raises(AppError, match="morph an image first"):
-        fresh.predict(0, api_name="/frame")
+        fresh.predict(1, api_name="/frame")
+
+
+def test_a_hub_model_picked_offline_says_so_in_one_short_line(server):
+    fresh = Client(server[1], verbose=False)
+    with pytest.raises(AppError, match="HF_HUB_OFFLINE"):
+        fresh.predict(handle_file(DIGIT), "resnet50-l2-eps3", api_name="/predict")
+    cleanup = follow_up(handlers.DEMO, "predict", "failure")
+    (top5, target, status, *_), ok = as_browser(server[1], cleanup, fresh.session_hash, ["resnet50-l2-eps3"])
+    assert ok and "cannot be downloaded" in status and len(status) < 200
 
 
 def test_a_failed_comparison_clears_its_outputs(server):
@@ -573,7 +590,8 @@ def test_page_load_downloads_nothing(server, monkeypatch):
     out = handlers.on_load(PageRequest(example="cat", model="resnet50-l2-eps3", run="1"))
     image, model, status, run = out[0], out[1], out[-3], out[-1]
     assert image.endswith("cat.jpg") and model["value"] == "resnet50-l2-eps3"
-    assert "not on this machine yet" in status and run is False
+    assert "not on this machine" in status and run is False
+    assert "cannot be downloaded" in status and "pick it again" not in status  # offline: say so
     assert len(out[2]["choices"]) == 1000  # the targets: ImageNet's labels, from the zoo
 
 

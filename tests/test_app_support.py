@@ -140,6 +140,54 @@ def test_exif_orientation_is_applied():
     assert loaded.image.shape == (3, 40, 20)
 
 
+@pytest.mark.parametrize(
+    ("image", "fmt"),
+    [
+        (Image.new("RGB", (3000, 2000), (10, 200, 30)), "JPEG"),
+        (Image.new("RGB", (3000, 2000), (10, 200, 30)), "PNG"),
+        (Image.new("RGBA", (3000, 2000), (10, 200, 30, 255)), "PNG"),
+        (Image.new("L", (3000, 2000), 90), "PNG"),
+        (Image.new("RGB", (3000, 2000), (10, 200, 30)).convert("P"), "PNG"),
+        (Image.fromarray(np.full((2000, 3000), 40000, np.uint16)), "PNG"),
+    ],
+    ids=["jpeg", "rgb", "rgba", "grey", "palette", "16-bit"],
+)
+def test_large_images_are_decoded_reduced_to_what_the_model_needs(image, fmt, monkeypatch):
+    """With ``fit_to``, no full-size float array is ever made: PIL hands over a reduced image."""
+    seen = []
+    to_array = images_module._to_array
+    monkeypatch.setattr(
+        images_module, "_to_array", lambda im, notes: seen.append(im.size) or to_array(im, notes)
+    )
+    full = load_image(png_bytes(image, format=fmt))
+    loaded = load_image(png_bytes(image, format=fmt), fit_to=(224, 224))
+    assert loaded.original_size == (3000, 2000) and seen[-1][1] >= 448 and seen[-1][1] < 1000
+    assert any("decoded at" in n for n in loaded.notes)
+    small, _ = fit_to_size(loaded.image, (224, 224))
+    reference, _ = fit_to_size(full.image, (224, 224))
+    assert (small - reference).abs().max() < 0.02  # the same picture for the model
+
+
+def test_a_reduced_decode_keeps_the_exif_orientation():
+    exif = Image.Exif()
+    exif[274] = 6  # rotate 90 degrees clockwise on display
+    data = png_bytes(Image.new("RGB", (4000, 2000), "black"), format="JPEG", exif=exif.tobytes())
+    loaded = load_image(data, fit_to=(32, 32))
+    assert loaded.image.shape[1] > loaded.image.shape[2]  # portrait, as displayed
+
+
+def test_the_result_store_is_bounded_and_expires(monkeypatch):
+    from morphlib.app.outputs import ResultStore
+
+    store = ResultStore(max_items=3, max_bytes=1000, ttl_s=60, nbytes=len)
+    keys = [store.put(b"x" * 400) for _ in range(3)]
+    assert store.get(keys[0]) is None and store.bytes <= 1000 and len(store) == 2
+    assert store.get("a key never given") is None and store.get(None) is None
+    now = time.monotonic()
+    monkeypatch.setattr(time, "monotonic", lambda: now + 61)
+    assert store.get(keys[-1]) is None and len(store) == 0 and store.bytes == 0
+
+
 def test_animated_gif_uses_its_first_frame():
     frames = [Image.new("RGB", (16, 16), c) for c in ("red", "blue")]
     loaded = load_image(png_bytes(frames[0], format="GIF", save_all=True, append_images=frames[1:]))
@@ -276,7 +324,7 @@ def test_the_largest_prob_of_a_link_is_the_sliders():
     assert Settings.from_query(f"prob={MAX_PROB + 0.005}")[1]  # beyond the slider: a warning
 
 
-@pytest.mark.parametrize("value", [0.1234567, 1 / 3, 12.5, 3.0, 1e-7, 123456789.125])
+@pytest.mark.parametrize("value", [0.1234567, 1 / 3, 12.5, 3.0, 1e-7, 9999.0625])
 def test_floats_round_trip_exactly_through_links(value):
     s = Settings(model="m", strength=value, smooth_sigma=value % 100)
     assert Settings.from_query(s.to_query()) == (s, [])
@@ -322,6 +370,17 @@ def test_examples_exist_with_licences_and_known_models():
         assert e.licence and e.model in zoo, e
     assert {"cat", "coffee", "rocket", "astronaut"} <= {e.name for e in examples}
     assert "cat" in (Path(examples[0].file).parents[1] / "README.md").read_text()
+
+
+def test_only_files_of_an_examples_size_are_hashed(tmp_path, monkeypatch):
+    import morphlib.app.examples as examples_module
+
+    hashed = []
+    digest = examples_module._digest
+    monkeypatch.setattr(examples_module, "_digest", lambda p: hashed.append(Path(p)) or digest(p))
+    other = tmp_path / "big.png"
+    other.write_bytes(b"x" * 3_000_000)
+    assert find_example(other) is None and other not in hashed
 
 
 def test_an_uploaded_copy_of_an_example_is_recognised(tmp_path):

@@ -78,9 +78,15 @@ def example_by_name(name: str, examples: tuple[Example, ...] | None = None) -> E
 
 
 def find_example(path: str | Path | None, examples: tuple[Example, ...] | None = None) -> Example | None:
-    """The example whose file has the same content as ``path``, or ``None``."""
+    """The example whose file has the same content as ``path``, or ``None``. Only a file of the
+    size of an example is read (and hashed): the app asks this of every upload, on every change
+    of a setting."""
     if path is None or not Path(path).is_file():
         return None
     examples = load_examples() if examples is None else examples
+    size = Path(path).stat().st_size
+    same_size = [e for e in examples if e.file.stat().st_size == size]
+    if not same_size:
+        return None
     digest = _digest(path)
-    return next((e for e in examples if e.digest == digest), None)
+    return next((e for e in same_size if e.digest == digest), None)

@@ -8,19 +8,29 @@ settings every handler takes are listed once in :mod:`morphlib.app.settings`.
 from __future__ import annotations
 
 import functools
+import io
 import logging
+import math
 import os
+import re
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 import gradio as gr
+import numpy as np
+import pandas as pd
+from PIL import Image
 
-from .engine import NO_CURVES, Engine, MorphOutput
+from morphlib.imaging import ImageError, load_image, to_uint8
+
+from .engine import Engine, MorphOutput
 from .examples import Example, example_by_name, find_example
-from .settings import UI_SETTINGS, Settings, wants_run
-from .ui import failed, friendly, takes_settings
+from .outputs import ResultStore
+from .settings import MAX_STRENGTH, UI_SETTINGS, Settings, wants_run
+from .ui import failed, friendly, md_text, takes_settings
 
 log = logging.getLogger("morphlib.app")
 
@@ -41,6 +51,27 @@ START_EXAMPLES = ("cat", "mnist-3", "digit-3")
 ON_SPACE = bool(os.environ.get("SPACE_ID"))
 NUMBERS_HEADERS = ["frame", "α", "L2", "p(source)", "p(target)", "top-1"]
 
+
+@dataclass
+class Shown:
+    """What the next action on a shown morph needs, and no more: the annotated frames (the scrubber,
+    the GIF), the video (the GIF is written next to it) and the per-frame numbers (the table)."""
+
+    frames: np.ndarray
+    video: Path
+    rows: list[list[Any]]
+    gif: Path | None = None
+
+
+#: Every session's last morph (:class:`Shown`); a session's state holds only its key. Bounded in
+#: count and bytes and expired after an hour, whatever the number of sessions.
+SHOWN = ResultStore(
+    max_items=int(os.environ.get("MORPHLIB_APP_RESULTS", "64")),
+    max_bytes=128 * 2**20,  # about 28 digit morphs of 16 frames (4.5 MB each), 10 ImageNet ones of 64
+    ttl_s=3600.0,
+    nbytes=lambda shown: shown.frames.nbytes,
+)
+
 #: The engine and the page of this process, set by ``app.create_demo``.
 ENGINE: Engine | None = None
 DEMO: gr.Blocks | None = None
@@ -54,20 +85,44 @@ def engine() -> Engine:
     return ENGINE
 
 
-def base_url(request: gr.Request | None) -> str:
-    """The address users reach the app at: the share link when there is one, else the request's host."""
+#: The app's public address (e.g. ``https://example.org/morph/``), where permalinks point.
+ROOT_URL_VARIABLE = "MORPHLIB_APP_URL"
+#: Set to 1 behind a proxy that sets ``X-Forwarded-Host`` and ``-Proto`` itself (never as sent by
+#: a client): permalinks then use them.
+TRUST_FORWARDED_VARIABLE = "MORPHLIB_APP_TRUST_FORWARDED"
+_HOST = re.compile(r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(:\d{1,5})?$")
+
+
+def configured_root() -> str | None:
+    """The address set for the app: ``$MORPHLIB_APP_URL``, the share link, or the Space's own host."""
+    if os.environ.get(ROOT_URL_VARIABLE):
+        return os.environ[ROOT_URL_VARIABLE].rstrip("/") + "/"
     if DEMO is not None and getattr(DEMO, "share_url", None):
         return DEMO.share_url.rstrip("/") + "/"
+    if os.environ.get("SPACE_HOST"):
+        return f"https://{os.environ['SPACE_HOST'].split(',')[0].strip()}/"
+    return None
+
+
+def base_url(request: gr.Request | None) -> str:
+    """The address permalinks start with: :func:`configured_root`, else the request's own host and
+    scheme. ``X-Forwarded-*`` headers are used only when :data:`TRUST_FORWARDED_VARIABLE` says a
+    proxy of ours sets them (a client can send any); a host that is not a host name is replaced."""
+    root = configured_root()
+    if root is not None:
+        return root
     if request is None:
         return "/"
     headers = getattr(request, "headers", {}) or {}
-    host = headers.get("x-forwarded-host") or headers.get("host") or "localhost:7860"
-    try:
-        scheme = request.url.scheme  # type: ignore[union-attr]
-    except Exception:
-        scheme = "http"
-    proto = headers.get("x-forwarded-proto") or scheme or "http"
-    return f"{proto.split(',')[0].strip()}://{host.split(',')[0].strip()}/"
+    trusted = os.environ.get(TRUST_FORWARDED_VARIABLE, "").strip().lower() in ("1", "true", "yes")
+    forwarded = (lambda name: headers.get(f"x-forwarded-{name}")) if trusted else (lambda name: None)
+    # this server's own scheme: the request's may come from X-Forwarded-Proto already (uvicorn
+    # takes it from any client on this machine)
+    scheme = urlsplit(getattr(DEMO, "local_url", None) or "http://").scheme
+    host = (forwarded("host") or headers.get("host") or "").split(",")[0].strip()
+    proto = (forwarded("proto") or scheme or "http").split(",")[0].strip().lower()
+    host = host if _HOST.match(host) else "localhost:7860"
+    return f"{proto if proto in ('http', 'https') else 'http'}://{host}/"
 
 
 def example_model(example: Example) -> str:
@@ -116,6 +171,42 @@ def labels_of(model_id: str) -> list[str]:
         return []
 
 
+#: Most pixels the app decodes an image to, once reduced for the model (as float32 RGB, 48 MB):
+#: only a very elongated image (say 20000 x 1000) has more, and the model sees its centre only.
+MAX_DECODED_PIXELS = 4_000_000
+
+
+def for_engine(image: Any, model: str) -> tuple[Any, list[str]]:
+    """``image`` (a path or bytes) as the engine should get it, and notes on what was done to it.
+
+    An image much larger than ``model`` takes is decoded here, reduced
+    (:func:`~morphlib.imaging.load_image` with ``fit_to``), and handed over as a small RGB
+    picture, so that the engine's own full-size decoding never runs on it; anything else goes
+    as it is. (The engine would do this itself with ``load_image(image, fit_to=size)``.) An image
+    that would still be more than :data:`MAX_DECODED_PIXELS` is refused before decoding.
+    """
+    try:
+        entry = engine().registry.choice(model).entry
+        with Image.open(io.BytesIO(image) if isinstance(image, bytes) else image) as header:
+            w, h = header.size  # the header only: nothing is decoded yet
+    except Exception:  # an unknown model, not an image...: the engine says what is wrong
+        return image, []
+    if entry is None:
+        return image, []
+    factor = min(w, h) // (2 * max(entry.input_size))
+    factor = factor if factor >= 2 else 1  # as load_image(fit_to=...) reduces
+    if (w // factor) * (h // factor) > MAX_DECODED_PIXELS:
+        th, tw = entry.input_size
+        raise ImageError(
+            f"the image is {w}×{h} pixels, so elongated that it would be decoded at "
+            f"{w // factor}×{h // factor} for a model that sees its centre ({tw}×{th}); crop it first"
+        )
+    if factor == 1:
+        return image, []
+    loaded = load_image(image, fit_to=tuple(entry.input_size))
+    return Image.fromarray(to_uint8(loaded.image)), loaded.notes
+
+
 def top5_value(top: list[tuple[str, float]]) -> dict[str, float]:
     return {label: prob for label, prob in top}
 
@@ -141,24 +232,35 @@ def predict(
     """
     if image is None:
         return {}, gr.update(), "Upload an image, paste one, use the webcam or pick an example."
+    Settings.from_ui({"model": model})  # a model id is a short text (the message then quotes it)
+    image, notes = for_engine(image, model)
     p = engine().predict(image, model)
     lines = [f"**{p.top[0][0]}** ({p.top[0][1]:.1%}); suggested target: **{p.suggestion}** (runner-up)."]
-    lines += [f"- {note}" for note in p.notes]
+    lines += [f"- {note}" for note in [*notes, *p.notes]]
     target = gr.update(choices=p.labels, value=p.suggestion)
     return top5_value(p.top), target, "\n".join(lines)
 
 
+#: The plot of no morph: both classes, no point. The page's plot takes its colours and legend
+#: from the classes of the first data it draws and keeps them: cleared to an empty table, it drew
+#: every later morph without colours; cleared to None, it raises errors in the page.
+NO_PLOT = pd.DataFrame({"α": [0.0, 0.0], "probability": [math.nan, math.nan], "class": ["source", "target"]})
 #: What a morph shows, cleared: video, GIF, scrubber, frame, plot, change map, summary, the
 #: session's result (state) and the per-frame numbers.
-#: (The plot is cleared to no data rather than to None, which the page's plot fails to redraw.)
 CLEARED_MORPH = (
     None,
     None,
-    gr.update(minimum=0, maximum=1, value=0, interactive=False),
+    gr.update(minimum=1, maximum=2, value=1, interactive=False),
     None,
-    NO_CURVES,
+    NO_PLOT,
     *[None] * 4,
 )
+
+
+def plot_curves(curves: pd.DataFrame) -> pd.DataFrame:
+    """The morph's probability curves with the classes named ``source`` and ``target`` (the labels
+    are in the status line): the same classes for every morph (see :data:`NO_PLOT`)."""
+    return curves.assign(**{"class": curves["class"].str.split(":").str[0]})
 
 
 def pick_example(image: str | bytes | None, model: str) -> tuple:
@@ -167,18 +269,41 @@ def pick_example(image: str | bytes | None, model: str) -> tuple:
     be downloaded now), the top-5 is cleared too and the status says why: no output keeps showing
     the previous answer."""
     try:
-        top, target, message = predict(image, model)
-    except gr.Error as err:
-        gr.Warning(str(err.message))
-        top, target, message = {}, gr.update(choices=labels_of(model), value=None), f"⚠ {err.message}"
+        top, target, message = unfriendly(predict)(image, model)
+    except (ValueError, gr.Error) as err:  # shown once, in the status line (not also as a toast)
+        reason = not_downloadable(model) or md_text(err.message if isinstance(err, gr.Error) else err)
+        top, target, message = {}, gr.update(choices=labels_of(model), value=None), f"⚠ {reason}"
     return (top, target, message, *CLEARED_MORPH)
+
+
+def unfriendly(fn: Callable) -> Callable:
+    """``fn`` without :func:`~morphlib.app.ui.friendly`: its errors raised as they are."""
+    return getattr(fn, "__wrapped__", fn)
+
+
+def not_downloadable(model: str) -> str | None:
+    """A short Markdown line when ``model`` needs a download that cannot happen here (offline), else None."""
+    from morphlib.zoo.hub import offline
+
+    try:
+        choice = engine().registry.choice(model)
+    except ValueError:
+        return None
+    if choice.available or choice.location != "download" or not offline():
+        return None
+    return (
+        f"**{md_text(choice.name)}** is not on this machine and this app is offline, so it cannot be "
+        "downloaded: pick a model marked ✓."
+    )
 
 
 def predict_failed(model: str, request: gr.Request) -> tuple:
     """After a failed /predict (a bad upload, a model that cannot load): no top-5, the chosen
     model's labels (from the zoo) as the targets, the reason, and no morph of another input."""
     target = gr.update(choices=labels_of(model), value=None)
-    return ({}, target, failed("Classifying the image", request), *CLEARED_MORPH)
+    status = failed("Classifying the image", request)
+    short = not_downloadable(model)  # offline, the long how-to-fetch message helps no one here
+    return ({}, target, f"⚠ {short}" if short else status, *CLEARED_MORPH)
 
 
 def morph_failed(request: gr.Request) -> tuple:
@@ -193,8 +318,8 @@ def describe_model(model: str) -> str:
     """The picked model's description, and what loading it takes (never fails: it only reads the zoo)."""
     try:
         return engine().registry.describe(model)
-    except ValueError as err:
-        return f"⚠ {err}"
+    except ValueError as err:  # an unknown id, as typed: shown, never rendered
+        return f"⚠ {md_text(err)}"
 
 
 def on_gpu(fn: Callable, decorator: Callable = gpu, forked: bool = ZERO_GPU) -> Callable:
@@ -225,14 +350,19 @@ def _morph_call(image: Any, settings: Settings, progress: Any) -> MorphOutput:
 _run_morph = on_gpu(_morph_call)
 
 
-def numbers_table(out: MorphOutput | None) -> list[list[Any]] | None:
-    """The morph's per-frame numbers as table rows (:data:`NUMBERS_HEADERS`)."""
-    if out is None:
-        return None
+def numbers_table(key: str | None) -> list[list[Any]] | None:
+    """The per-frame numbers of this session's shown morph (``key``), as table rows."""
+    shown = SHOWN.get(key)
+    return shown.rows if shown is not None else None
+
+
+def numbers_rows(out: MorphOutput) -> list[list[Any]]:
+    """The morph's per-frame numbers as table rows (:data:`NUMBERS_HEADERS`; frames counted from 1,
+    as the video counts them)."""
     r = out.result
     return [
         [
-            k,
+            k + 1,
             round(float(r.alphas[k]), 4),
             round(float(r.l2[k]), 4),
             round(float(r.source_probs[k]), 4),
@@ -241,6 +371,34 @@ def numbers_table(out: MorphOutput | None) -> list[list[Any]] | None:
         ]
         for k in range(len(r.frames))
     ]
+
+
+#: Largest amplification (``alpha`` mode): radians of phase, or pixel values for the pixel family;
+#: far past any useful edit (phase wraps at 2π), and below where a CSP edit overflows to NaN.
+MAX_ALPHA = 100.0
+#: Largest auto-mode cap, as an RMS change per value (the default cap is 0.28): past about 0.6
+#: the library's search fails on a joint CSP edit instead of saying the cap is unreachable.
+MAX_AUTO_RMS = 0.5
+
+
+def check_strength(s: Settings) -> None:
+    """``gr.Error`` when ``s.strength`` is beyond what its mode can use on ``s.model``'s input (the
+    settings' own bound, :data:`~morphlib.app.settings.MAX_STRENGTH`, holds for every mode)."""
+    if s.mode == "alpha" and s.strength > MAX_ALPHA:
+        raise gr.Error(f"the amplification must be at most {MAX_ALPHA:g}, got {s.strength:g}")
+    if s.mode != "auto" or not s.strength:
+        return
+    try:
+        entry = engine().registry.choice(s.model).entry
+    except ValueError:
+        return  # the morph says what is wrong with the model
+    if entry is not None:
+        cap = MAX_AUTO_RMS * math.sqrt(3 * math.prod(entry.input_size))
+        if s.strength > cap:
+            raise gr.Error(
+                f"the auto cap must be at most {cap:.3g} for this model (an RMS change of "
+                f"{MAX_AUTO_RMS:g} per value), got {s.strength:g}"
+            )
 
 
 @friendly
@@ -256,42 +414,77 @@ def run_morph(image: str | bytes | None, s: Settings, request: gr.Request, progr
     """
     if image is None:
         raise gr.Error("no image: upload one, paste one, use the webcam or pick an example")
-    out = _run_morph(image, s, progress)
+    check_strength(s)
+    fitted, notes = for_engine(image, s.model)
+    out = _run_morph(fitted, s, progress)
     n = len(out.frames)
-    slider = gr.update(minimum=0, maximum=n - 1, value=n - 1, step=1, interactive=True)
+    slider = gr.update(minimum=1, maximum=n, value=n, step=1, interactive=True)
+    key = SHOWN.put(Shown(out.frames, out.video, numbers_rows(out)))
     return (
         str(out.video),
         None,
         slider,
         out.frames[-1],
-        out.curves,
+        plot_curves(out.curves),
         str(out.change),
         out.summary,
-        out,
-        out.message,
+        key,
+        "\n".join([out.message, *[f"- {note}" for note in notes]]),
         link_for(s, image, request),
         round(float(out.result.l2[-1]), 4),
     )
 
 
-@friendly
-def show_frame(index: float, shown: MorphOutput | None) -> Any:
-    """One frame of the last morph (this session's), with its probabilities drawn."""
-    if shown is None:
-        raise gr.Error("morph an image first; the scrubber shows its frames")
-    n = len(shown.frames)
-    k = int(round(float(index or 0)))
-    if not 0 <= k < n:
-        raise gr.Error(f"frame {k} does not exist; the morph has frames 0 to {n - 1}")
-    return shown.frames[k]
+def shown_morph(key: str | None, what: str) -> Shown:
+    """This session's shown morph; ``gr.Error`` saying why there is none (``what`` needs one)."""
+    shown = SHOWN.get(key)
+    if shown is not None:
+        return shown
+    if key:
+        raise gr.Error(f"this morph is no longer kept (results expire after an hour); morph again: {what}")
+    raise gr.Error(f"morph an image first; {what}")
 
 
 @friendly
-def make_gif(shown: MorphOutput | None) -> str:
+def show_frame(index: float, key: str | None) -> Any:
+    """Frame ``index`` (counted from 1) of this session's last morph, with its probabilities drawn."""
+    frames = shown_morph(key, "the scrubber shows its frames").frames
+    n = len(frames)
+    index = float(index or 0)
+    k = int(round(index)) if math.isfinite(index) else 0
+    if not 1 <= k <= n:
+        raise gr.Error(f"there is no frame {index:g}; the morph has frames 1 to {n}")
+    return frames[k - 1]
+
+
+@friendly
+def make_gif(key: str | None) -> str:
     """The last morph (this session's) as a looping GIF, written when first asked for."""
-    if shown is None:
-        raise gr.Error("morph an image first; the GIF is made from its frames")
-    return str(engine().gif(shown))
+    return str(engine().gif(shown_morph(key, "the GIF is made from its frames")))
+
+
+def make_gif_clicked(key: str | None) -> Any:
+    """*Make a GIF* in the page: the GIF, or, before any morph, a note (no error badge on the file)."""
+    try:
+        return make_gif(key)
+    except gr.Error as err:
+        gr.Info(err.message)
+        return gr.skip()
+
+
+#: The compare view's default budget, as an RMS change per value: at the library's default (0.05)
+#: no family visibly changes a digit; at 0.15 each moves it, differently (the target wins or nearly).
+COMPARE_RMS = 0.15
+
+
+def compare_budget(model: str) -> float:
+    """The compare view's default L2 budget for ``model``: :data:`COMPARE_RMS` over its RGB input;
+    0 (the engine's default) for a model without a zoo entry."""
+    try:
+        entry = engine().registry.choice(model).entry
+    except ValueError:
+        return 0.0
+    return COMPARE_RMS * math.sqrt(3 * math.prod(entry.input_size)) if entry is not None else 0.0
 
 
 def _compare_call(image: Any, settings: Settings, budget: float, progress: Any) -> Any:
@@ -313,7 +506,10 @@ def run_compare(
     """
     if image is None:
         raise gr.Error("no image: upload one, paste one, use the webcam or pick an example")
-    out = _run_compare(image, s, float(budget or 0.0), progress)
+    budget = float(budget or 0.0)
+    if not 0.0 <= budget <= MAX_STRENGTH:  # NaN too
+        raise gr.Error(f"the L2 budget must be between 0 (the default) and {MAX_STRENGTH:g}, got {budget:g}")
+    out = _run_compare(for_engine(image, s.model)[0], s, budget or compare_budget(s.model), progress)
     return str(out.video), out.rows, out.message
 
 
@@ -335,6 +531,10 @@ def morph_if(gate: Any, image: Any, s: Settings, request: gr.Request, progress: 
     return run_morph(image, **values, request=request, progress=progress)
 
 
+#: Longest permalink read (the app's own are a few hundred characters).
+MAX_QUERY = 4096
+
+
 @friendly
 def restore(query: str) -> dict:
     """Settings from a permalink (a URL or its query string), as a dict, with the example image's
@@ -343,6 +543,8 @@ def restore(query: str) -> dict:
         raise ValueError(
             f"restore takes a permalink (a URL or its query string) as text, got {type(query).__name__}"
         )
+    if len(query) > MAX_QUERY:
+        raise ValueError(f"a permalink is at most {MAX_QUERY} characters; this one has {len(query)}")
     settings, warnings = Settings.from_query(query)
     image = None
     if settings.example:
@@ -371,6 +573,8 @@ def on_load(request: gr.Request) -> tuple:
     (or open on :func:`start_example`). Nothing is downloaded: a model that would need a
     download is named, and loaded only when the user asks for a prediction or a morph."""
     params = dict(getattr(request, "query_params", {}) or {})
+    too_long = len(urlencode(params)) > MAX_QUERY
+    params = {} if too_long else params
     restored = restore(urlencode(params)) if params else None
     if restored is None or (not restored["image"] and "model" not in params):
         example = start_example()
@@ -383,14 +587,18 @@ def on_load(request: gr.Request) -> tuple:
     choices = gr.update(choices=model_choices(), value=s["model"])
     top: dict = {}
     target_update: Any = gr.update(choices=labels_of(s["model"]), value=s["target"] or None)
-    notes = [f"⚠ {w}" for w in restored["warnings"]]
+    notes = [f"⚠ {md_text(w)}" for w in restored["warnings"]]
+    if too_long:
+        notes.append(f"⚠ the link is longer than {MAX_QUERY} characters: its settings were ignored")
     info = ""
     ready = False
     try:
         info = engine().registry.describe(s["model"])
         if restored["image"] and not loadable(s["model"]):
             notes.append(
-                f"⬇ {s['model']!r} is not on this machine yet: pick it again (or Morph) to download it."
+                not_downloadable(s["model"])
+                or f"⬇ {md_text(repr(s['model']))} is not on this machine yet: Morph (or pick it again) "
+                "to download it."
             )
         elif restored["image"]:
             p = engine().predict(restored["image"], s["model"])
@@ -400,7 +608,7 @@ def on_load(request: gr.Request) -> tuple:
             notes.insert(0, f"**{p.top[0][0]}** ({p.top[0][1]:.1%}); suggested target: **{p.suggestion}**.")
             ready = True
     except ValueError as err:  # a model that cannot be loaded, a bad link...: say so, keep the page
-        notes.append(f"⚠ {err}")
+        notes.append(f"⚠ {md_text(err)}")
     except Exception as err:  # never lose the page (and the link's other settings) to an unexpected error
         log.exception("unexpected error while restoring %r", params)
         notes.append(f"⚠ the image could not be classified on loading ({type(err).__name__}); try again")

@@ -35,6 +35,9 @@ MAX_FRAMES = 64
 MAX_ORIENTATIONS = 8
 #: Largest ``prob`` (auto mode's goal probability), for the UI's slider and the permalinks alike.
 MAX_PROB = 0.99
+#: Largest ``strength``: far beyond any reachable L2 budget (an RGB 224 px image spans at most
+#: 388) or useful amplification, and small enough that no product with a gradient overflows.
+MAX_STRENGTH = 10_000.0
 
 #: Gradio's own query parameters (``?view=api``, ``?__theme=dark``...), not settings: skipped silently.
 GRADIO_PARAMS = frozenset({"view"})
@@ -43,6 +46,7 @@ __all__ = [
     "FAMILIES",
     "MAX_FRAMES",
     "MAX_PROB",
+    "MAX_STRENGTH",
     "MODES",
     "SPECS",
     "UI_SETTINGS",
@@ -159,6 +163,7 @@ class Settings:
     strength: float = _setting(
         0.0,
         low=0.0,
+        high=MAX_STRENGTH,
         widget=Widget(
             "number",
             "L2 budget / amplification / auto cap",
@@ -358,6 +363,12 @@ def _parse(name: str, raw: str) -> object:
     return raw
 
 
+def _odd_digits(text: str) -> bool:
+    """Whether ``text`` is a number only to ``str.isdigit`` (``"²"``, ``"٣"``): not an index ``int`` reads."""
+    key = text.strip().lstrip("-")
+    return key.isdigit() and not (key.isascii() and key.isdecimal())
+
+
 def _check(spec: Spec, value: object) -> str | None:
     """A message if ``value`` is not valid for the setting ``spec``, else ``None``."""
     name = spec.name
@@ -366,9 +377,11 @@ def _check(spec: Spec, value: object) -> str | None:
             return f"unknown {name} {value!r}; choose one of {', '.join(spec.choices)}"
         return None
     if spec.type == "str":
-        return (
-            None if isinstance(value, str | int) and len(str(value)) <= 200 else f"{name} is not a short text"
-        )
+        if not isinstance(value, str | int) or len(str(value)) > 200:
+            return f"{name} is not a short text"
+        if name == "target" and _odd_digits(str(value)):
+            return f"unknown class {value!r}; give a label name or an index written with the digits 0-9"
+        return None
     if spec.type == "bool":
         return None if isinstance(value, bool | int) and value in (0, 1) else f"{name} must be true or false"
     if isinstance(value, bool) or not isinstance(value, int | float):
