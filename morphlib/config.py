@@ -40,10 +40,14 @@ DEFAULT_RMS_BUDGET = 0.05
 #: Auto strength's default search cap, as an RMS change per value (L2 7.8 on a 28x28 digit): the
 #: cap the settings study measures flips within (``reports/quality``).
 AUTO_MAX_RMS = 0.28
+#: The largest amplification: 50 radians of phase is eight turns, and a log-amplitude of 50 a gain
+#: of 5e21, past which float32 overflows; no morph needs more.
+MAX_AMPLIFICATION = 50.0
 
 __all__ = [
     "AUTO_MAX_RMS",
     "DEFAULT_RMS_BUDGET",
+    "MAX_AMPLIFICATION",
     "PAPER",
     "RECOMMENDED",
     "RECOMMENDED_STRENGTH",
@@ -243,10 +247,21 @@ class Strength:
             if self.value is None:
                 raise ValueError(f"a {self.kind} strength needs a value")
             allow_zero = self.kind == "amplification"
-            object.__setattr__(self, "value", _number(self.kind, self.value, allow_low=allow_zero))
+            value = _number(self.kind, self.value, allow_low=allow_zero)
+            if self.kind == "amplification" and value > MAX_AMPLIFICATION:
+                raise ValueError(
+                    f"amplification must be at most {MAX_AMPLIFICATION:g} (radians, nepers or pixel values), "
+                    f"got {value:g}"
+                )
+            object.__setattr__(self, "value", value)
             if self.goal is not None:
                 raise ValueError("only an auto strength has a goal")
-        object.__setattr__(self, "cap_rms", _number("cap_rms", self.cap_rms))
+        cap = _number("cap_rms", self.cap_rms)
+        if cap > 1:
+            raise ValueError(
+                f"cap_rms must be at most 1 (no image in [0, 1] changes more than 1 per value), got {cap:g}"
+            )
+        object.__setattr__(self, "cap_rms", cap)
 
     @classmethod
     def budget(cls, l2: float) -> Strength:

@@ -38,6 +38,9 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 MAX_PIXELS = 40_000_000
 #: Largest file accepted, in bytes.
 MAX_BYTES = 25 * 2**20
+#: Most pixels an image is decoded to when it is decoded for a model (``load_image(fit_to=...)``), as
+#: float32 RGB 48 MB: only a very elongated image (say 20000 x 1000) has more once reduced.
+MAX_DECODED_PIXELS = 4_000_000
 #: Smallest side accepted, in pixels (smaller images carry no usable content).
 MIN_SIDE = 8
 
@@ -213,6 +216,24 @@ def _is_grey(image: Image.Image) -> bool:
 _REDUCE_IN = {"1": "L", "P": "RGBA", "I;16": "I", "I;16L": "I", "I;16B": "I", "I;16N": "I"}
 
 
+def _reduction(w: int, h: int, fit_to: tuple[int, int] | None) -> int:
+    """The factor a ``w`` x ``h`` image for a model of input ``fit_to`` is decoded reduced by (1: none)."""
+    factor = min(w, h) // (2 * max(fit_to)) if fit_to else 1
+    return factor if factor >= 2 else 1
+
+
+def _check_decoded_size(w: int, h: int, fit_to: tuple[int, int] | None) -> None:
+    """Refuse, before decoding, an image that would still have more than :data:`MAX_DECODED_PIXELS`
+    once reduced for ``fit_to`` (only a very elongated one: the model sees its centre anyway)."""
+    factor = _reduction(w, h, fit_to)
+    if fit_to and (w // factor) * (h // factor) > MAX_DECODED_PIXELS:
+        th, tw = fit_to
+        raise ImageError(
+            f"the image is {w}×{h} pixels, so elongated that it would be decoded at "
+            f"{w // factor}×{h // factor} for a model that sees its centre ({tw}×{th}); crop it first"
+        )
+
+
 def _decode(image: Image.Image, fit_to: tuple[int, int] | None, notes: list[str]) -> Image.Image:
     """``image`` decoded; with ``fit_to`` ``(H, W)``, at a fraction of its size that still has at
     least twice ``max(fit_to)`` pixels a side (enough for an antialiased fit to that size).
@@ -223,7 +244,7 @@ def _decode(image: Image.Image, fit_to: tuple[int, int] | None, notes: list[str]
     """
     need = 2 * max(fit_to) if fit_to else 0
     w, h = image.size
-    if not need or min(w, h) // need < 2:
+    if _reduction(w, h, fit_to) == 1:
         image.load()
         return image
     if image.format == "JPEG":
@@ -287,6 +308,7 @@ def load_image(
             )
     else:
         image = _open(_read(source, max_bytes), max_pixels)
+    _check_decoded_size(*image.size, fit_to)
     notes: list[str] = []
     mode, size = image.mode, image.size
     if not mode.startswith("I;16") and ";16" in _raw_mode(image):  # e.g. a 48-bit RGB PNG

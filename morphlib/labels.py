@@ -64,7 +64,7 @@ def resolve_class(target: int | str, labels: Sequence[str]) -> int:
     key = target.strip().lower()
     if key in lowered:
         return lowered.index(key)
-    if key.lstrip("-").isascii() and key.lstrip("-").isdigit():
+    if key.lstrip("-").isascii() and key.lstrip("-").isdecimal():
         return resolve_class(int(key), labels)
     close = difflib.get_close_matches(key, lowered, n=5, cutoff=0.5)
     hint = f"close names: {', '.join(labels[lowered.index(c)] for c in close)}" if close else ""

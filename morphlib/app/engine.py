@@ -263,9 +263,9 @@ class Engine:
             raise ValueError("no image: upload one, paste one, use the webcam or pick an example")
         choice = self.registry.choice(model_id)
         model = self.registry.load(choice.id)
-        loaded = load_image(image)
-        notes = list(loaded.notes)
         size = tuple(choice.entry.input_size) if choice.entry is not None else _input_size(model)
+        loaded = load_image(image, fit_to=size)  # a large image is decoded reduced, never at full size
+        notes = list(loaded.notes)
         fitted, note = fit_to_size(loaded.image, size)
         if note:
             notes.append(note)

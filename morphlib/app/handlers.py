@@ -8,7 +8,6 @@ settings every handler takes are listed once in :mod:`morphlib.app.settings`.
 from __future__ import annotations
 
 import functools
-import io
 import logging
 import math
 import os
@@ -22,9 +21,6 @@ from urllib.parse import urlencode, urlsplit
 import gradio as gr
 import numpy as np
 import pandas as pd
-from PIL import Image
-
-from morphlib.imaging import ImageError, load_image, to_uint8
 
 from .engine import Engine, MorphOutput
 from .examples import Example, example_by_name, find_example
@@ -171,42 +167,6 @@ def labels_of(model_id: str) -> list[str]:
         return []
 
 
-#: Most pixels the app decodes an image to, once reduced for the model (as float32 RGB, 48 MB):
-#: only a very elongated image (say 20000 x 1000) has more, and the model sees its centre only.
-MAX_DECODED_PIXELS = 4_000_000
-
-
-def for_engine(image: Any, model: str) -> tuple[Any, list[str]]:
-    """``image`` (a path or bytes) as the engine should get it, and notes on what was done to it.
-
-    An image much larger than ``model`` takes is decoded here, reduced
-    (:func:`~morphlib.imaging.load_image` with ``fit_to``), and handed over as a small RGB
-    picture, so that the engine's own full-size decoding never runs on it; anything else goes
-    as it is. (The engine would do this itself with ``load_image(image, fit_to=size)``.) An image
-    that would still be more than :data:`MAX_DECODED_PIXELS` is refused before decoding.
-    """
-    try:
-        entry = engine().registry.choice(model).entry
-        with Image.open(io.BytesIO(image) if isinstance(image, bytes) else image) as header:
-            w, h = header.size  # the header only: nothing is decoded yet
-    except Exception:  # an unknown model, not an image...: the engine says what is wrong
-        return image, []
-    if entry is None:
-        return image, []
-    factor = min(w, h) // (2 * max(entry.input_size))
-    factor = factor if factor >= 2 else 1  # as load_image(fit_to=...) reduces
-    if (w // factor) * (h // factor) > MAX_DECODED_PIXELS:
-        th, tw = entry.input_size
-        raise ImageError(
-            f"the image is {w}×{h} pixels, so elongated that it would be decoded at "
-            f"{w // factor}×{h // factor} for a model that sees its centre ({tw}×{th}); crop it first"
-        )
-    if factor == 1:
-        return image, []
-    loaded = load_image(image, fit_to=tuple(entry.input_size))
-    return Image.fromarray(to_uint8(loaded.image)), loaded.notes
-
-
 def top5_value(top: list[tuple[str, float]]) -> dict[str, float]:
     return {label: prob for label, prob in top}
 
@@ -233,10 +193,9 @@ def predict(
     if image is None:
         return {}, gr.update(), "Upload an image, paste one, use the webcam or pick an example."
     Settings.from_ui({"model": model})  # a model id is a short text (the message then quotes it)
-    image, notes = for_engine(image, model)
     p = engine().predict(image, model)
     lines = [f"**{p.top[0][0]}** ({p.top[0][1]:.1%}); suggested target: **{p.suggestion}** (runner-up)."]
-    lines += [f"- {note}" for note in [*notes, *p.notes]]
+    lines += [f"- {note}" for note in p.notes]
     target = gr.update(choices=p.labels, value=p.suggestion)
     return top5_value(p.top), target, "\n".join(lines)
 
@@ -415,8 +374,7 @@ def run_morph(image: str | bytes | None, s: Settings, request: gr.Request, progr
     if image is None:
         raise gr.Error("no image: upload one, paste one, use the webcam or pick an example")
     check_strength(s)
-    fitted, notes = for_engine(image, s.model)
-    out = _run_morph(fitted, s, progress)
+    out = _run_morph(image, s, progress)
     n = len(out.frames)
     slider = gr.update(minimum=1, maximum=n, value=n, step=1, interactive=True)
     key = SHOWN.put(Shown(out.frames, out.video, numbers_rows(out)))
@@ -429,7 +387,7 @@ def run_morph(image: str | bytes | None, s: Settings, request: gr.Request, progr
         str(out.change),
         out.summary,
         key,
-        "\n".join([out.message, *[f"- {note}" for note in notes]]),
+        out.message,
         link_for(s, image, request),
         round(float(out.result.l2[-1]), 4),
     )
@@ -509,7 +467,7 @@ def run_compare(
     budget = float(budget or 0.0)
     if not 0.0 <= budget <= MAX_STRENGTH:  # NaN too
         raise gr.Error(f"the L2 budget must be between 0 (the default) and {MAX_STRENGTH:g}, got {budget:g}")
-    out = _run_compare(for_engine(image, s.model)[0], s, budget or compare_budget(s.model), progress)
+    out = _run_compare(image, s, budget or compare_budget(s.model), progress)
     return str(out.video), out.rows, out.message
 
 

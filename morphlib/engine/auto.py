@@ -137,7 +137,12 @@ def _saturation_alpha(grad: Gradient, max_budget: float) -> tuple[float, float]:
     start = max_budget / 64 / slope
     alphas = start * 2.0 ** (torch.arange(25, dtype=torch.float64) / 2)
     l2 = (grad.render(alphas) - grad.image).flatten(1).norm(dim=1).double().cpu()
+    l2 = torch.where(torch.isfinite(l2), l2, torch.full_like(l2, -1.0))  # frames that broke down
     best = float(l2.max())
+    if best <= 0:
+        raise ValueError(
+            "the edit breaks down (non-finite values) before it changes the image; try another family"
+        )
     index = int(torch.nonzero(l2 >= 0.98 * best)[0])
     return float(alphas[index]), float(l2[index])
 

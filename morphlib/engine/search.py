@@ -69,6 +69,11 @@ def root_search(goal: float, f0: float, guess: float, rtol: float = RTOL) -> Gen
     s = max(guess, 1e-12)
     for _ in range(100):
         f = yield s
+        if not math.isfinite(f):
+            raise BudgetUnreachable(
+                f"the L2 budget {goal:.4g} cannot be reached: the edit breaks down (non-finite values) on "
+                "the way; use a smaller budget or another family"
+            )
         if abs(f - goal) <= tol:
             return s
         if f > goal:
