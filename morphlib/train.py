@@ -64,6 +64,7 @@ class TrainConfig:
     weight_decay: float = 5e-4
     seed: int = 0
     init: str | None = None
+    pgd_steps: int = TRAIN_PGD_STEPS
 
     def __post_init__(self) -> None:
         if self.dataset not in data.DATASETS:
@@ -72,6 +73,8 @@ class TrainConfig:
             raise ValueError(f"unknown architecture {self.arch!r}; known: {', '.join(ARCHITECTURES)}")
         if self.robust_eps < 0:
             raise ValueError(f"the robust radius must be >= 0, got {self.robust_eps}")
+        if self.pgd_steps < 1:
+            raise ValueError(f"the PGD steps must be >= 1, got {self.pgd_steps}")
         if self.epochs is None:
             self.epochs = DEFAULT_EPOCHS[self.dataset]
 
@@ -146,7 +149,7 @@ def train(config: TrainConfig, log: Callable[[str], object] = print) -> nn.Seque
     )
     log(
         f"training {config.arch} on {config.dataset} ({len(images)} images, {config.epochs} epochs"
-        + (f", L2 PGD eps={config.robust_eps}" if config.robust_eps else "")
+        + (f", L2 PGD eps={config.robust_eps}, {config.pgd_steps} steps" if config.robust_eps else "")
         + ")"
     )
     for epoch in range(config.epochs):
@@ -160,7 +163,7 @@ def train(config: TrainConfig, log: Callable[[str], object] = print) -> nn.Seque
             x, y = _shift(images[batch], generator), labels[batch]
             if eps > 0:
                 model.eval()  # attack the model as it will be used, without updating BN statistics
-                x = pgd_l2(model, x, y, eps, steps=TRAIN_PGD_STEPS, generator=generator)
+                x = pgd_l2(model, x, y, eps, steps=config.pgd_steps, generator=generator)
             model.train()
             logits = model(x)
             loss = F.cross_entropy(logits, y)
@@ -227,6 +230,7 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
         lr=args.lr,
         init=args.init,
+        pgd_steps=args.pgd_steps,
     )
     model = train(config)
     metrics = evaluate(model, config)

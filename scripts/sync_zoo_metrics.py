@@ -1,6 +1,9 @@
 """Copy the measured accuracies of the bundled models (assets/*/metrics.json) into zoo.yaml.
 
 Usage: python scripts/sync_zoo_metrics.py   (after scripts/train_bundled.sh)
+
+Also copies ``robust_curve`` (robust accuracy at several radii, from scripts/robust_eval.py)
+where a metrics.json has it.
 """
 
 from __future__ import annotations
@@ -19,7 +22,9 @@ def main() -> None:
         model_id = metrics_file.parent.name
         m = json.loads(metrics_file.read_text())
         keys = ("clean_accuracy", "robust_accuracy", "eval_eps", "eval_images", "eval_pgd_steps")
-        line = "    metrics: {" + ", ".join(f"{k}: {m[k]}" for k in keys) + "}"
+        # robust_curve: scripts/robust_eval.py's numbers, where it was run (JSON is YAML flow style).
+        keys += ("robust_curve",) if "robust_curve" in m else ()
+        line = "    metrics: {" + ", ".join(f"{k}: {json.dumps(m[k])}" for k in keys) + "}"
         # The metrics line of the entry whose weights are assets/<id>.
         pattern = re.compile(
             rf"(    weights: assets/{re.escape(model_id)}\n(?:    (?!metrics:).*\n)*?)    metrics: .*"
