@@ -27,7 +27,9 @@ def add_command(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("dataset", choices=DATASETS)
     p.add_argument("--arch", choices=ARCHITECTURES, default="resnet", help="architecture")
     p.add_argument("--robust", metavar="l2:EPS", help="L2 PGD adversarial training at radius EPS")
-    p.add_argument("--pgd-steps", type=int, default=PGD_STEPS, help="attack steps per batch in robust training")
+    p.add_argument(
+        "--pgd-steps", type=int, default=PGD_STEPS, help="attack steps per batch in robust training"
+    )
     p.add_argument("--epochs", type=int, help="passes over the training set (default: per data set)")
     p.add_argument("--n-train", type=int, help="training images (default: per data set)")
     p.add_argument("--seed", type=int, default=0, help="seed of the data order and initialisation")

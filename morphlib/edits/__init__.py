@@ -17,7 +17,10 @@ name; a new family is one more module imported here.  Parameters are a tuple of 
 synthesises ``F`` images at once.
 """
 
-from . import fourier, pixel, pyramid  # noqa: F401  (registration, in the order families are listed)
+# Registration order is the order families are listed in (pixel first, the pyramid families last).
+from . import pixel  # noqa: F401, I001
+from . import fourier  # noqa: F401
+from . import pyramid  # noqa: F401
 from .base import REGISTRY, Family, Params, params_abs_max, register, scale_params
 from .smoothing import gaussian_blur
 from .space import EditSpace

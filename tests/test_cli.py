@@ -1,0 +1,91 @@
+"""The command line: help without the library loaded, what it mirrors of the library, one-line errors."""
+
+import subprocess
+import sys
+
+import pytest
+
+from morphlib import (
+    RECOMMENDED,
+    RECOMMENDED_STRENGTH,
+    config,
+    data,
+    edits,
+    evaluate,
+    labels,
+    objectives,
+    study,
+    train,
+)
+from morphlib.cli import evaluate as cli_evaluate
+from morphlib.cli import main
+from morphlib.cli import morph as cli_morph
+from morphlib.cli import study as cli_study
+from morphlib.cli import train as cli_train
+from morphlib.transforms import BANDWIDTHS
+
+
+def test_the_help_texts_mirror_the_library():
+    """--help imports no torch, so the commands keep copies of a few names and defaults: they agree."""
+    assert (cli_morph.DEFAULT_FAMILY, cli_morph.DEFAULT_REGIME, cli_morph.DEFAULT_SMOOTH) == (
+        RECOMMENDED.family,
+        RECOMMENDED.regime,
+        RECOMMENDED.smooth_sigma,
+    )
+    assert (cli_morph.DEFAULT_GOAL, cli_morph.DEFAULT_CAP_RMS) == (
+        RECOMMENDED_STRENGTH.goal,
+        RECOMMENDED_STRENGTH.cap_rms,
+    )
+    assert cli_morph.FAMILIES == edits.FAMILIES and cli_morph.REGIMES == config.REGIMES
+    assert cli_morph.LOSSES == objectives.LOSSES and set(cli_morph.BANDWIDTHS) == set(BANDWIDTHS)
+    assert cli_morph.POLICIES == labels.POLICIES
+    assert cli_evaluate.DEFAULT_BATCH == evaluate.DEFAULT_BATCH
+    assert set(cli_train.DATASETS) == set(data.DATASETS) and cli_train.ARCHITECTURES == tuple(
+        train.ARCHITECTURES
+    )
+    assert (cli_train.LR, cli_train.PGD_STEPS) == (train.TrainConfig.lr, train.TRAIN_PGD_STEPS)
+    assert set(cli_study.DATASETS) == set(study.DEFAULT_MODELS)
+
+
+@pytest.mark.parametrize("command", ["morph", "train", "evaluate", "study"])
+def test_help_loads_no_torch_and_shows_plain_text(command):
+    code = (
+        "import sys, contextlib, io\n"
+        "from morphlib.cli import main\n"
+        "out = io.StringIO()\n"
+        "with contextlib.redirect_stdout(out), contextlib.suppress(SystemExit):\n"
+        f"    main(['{command}', '--help'])\n"
+        "assert 'torch' not in sys.modules, 'torch was imported'\n"
+        "print(out.getvalue())\n"
+    )
+    text = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout
+    assert "usage:" in text and "``" not in text and ":mod:" not in text and ":func:" not in text
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["morph", "missing.png", "--model", "digits-cnn", "--target", "3"], "no image file 'missing.png'"),
+        (
+            ["morph", "data:digits:0", "--model", "digits-cnn", "--target", "3", "--goal", "1.5"],
+            "--goal must lie",
+        ),
+        (
+            ["morph", "data:digits:0", "--model", "digits-cnn", "--target", "3", "--scales", "x"],
+            "--scales must be",
+        ),
+        (["morph", "data:digits:0", "--model", "nope", "--target", "3"], "nope"),
+    ],
+)
+def test_user_errors_are_one_line(argv, message, capsys):
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and message in err and "\n" not in err
+
+
+def test_a_file_that_is_not_an_image_is_one_line(tmp_path, capsys):
+    bad = tmp_path / "notes.png"
+    bad.write_text("not an image")
+    assert main(["morph", str(bad), "--model", "digits-cnn", "--target", "3"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and "not an image" in err and "\n" not in err
