@@ -674,3 +674,10 @@ def test_preloaded_models_are_never_evicted():
     ready = registry.preload()
     assert "digits-cnn-robust" in ready and len(ready) > 1
     assert {mid for mid, _ in registry._loaded} == set(ready)  # more than its capacity of 1
+
+
+def test_a_standard_imagenet_model_is_described_as_such():
+    """The paper's point, said where a user picks the model: standard models' morphs look adversarial."""
+    registry = ModelRegistry()
+    assert "adversarial noise" in registry.describe("efficientnet-lite0")
+    assert "adversarial noise" not in registry.describe("resnet50-l2-eps3")

@@ -215,6 +215,12 @@ class ModelRegistry:
             )
         elif c.location == "bundled" and not c.available:
             text += "\n\n✗ Its weights are not in this copy of the app yet; pick another model."
+        if not e.robust and e.dataset.startswith("imagenet"):
+            text += (
+                "\n\nℹ A standard model: its gradients are not perceptually aligned, so its morphs tend to "
+                "look like adversarial noise. An adversarially robust model's look like the object being "
+                "redrawn (the paper's point): pick the robust ResNet-50 where it can be downloaded."
+            )
         return text
 
 
