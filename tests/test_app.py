@@ -572,7 +572,8 @@ def test_the_page_opens_on_the_robust_imagenet_model_when_it_is_there(server, tm
     # offline, nothing cached: real MNIST on the robust model (the photos fall back to efficientnet-lite0,
     # a standard model, which the page does not open on)
     offline = handlers.start_example()
-    assert offline.name == "mnist-3" and handlers.example_model(example_by_name("cat")) == "efficientnet-lite0"
+    assert offline.name == "mnist-3"
+    assert handlers.example_model(example_by_name("cat")) == "efficientnet-lite0"
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
     robust_resnet_in_cache(tmp_path / "hub")
     assert handlers.start_example().name == "cat" and server[2].registry.default() == "resnet50-l2-eps3"
