@@ -59,7 +59,14 @@ sys.path.insert(0, str(ROOT / "tests"))  # the browser the app's tests drive, wi
 from _app_server import CHROMIUM, CHROMIUM_FLAGS, free_port  # noqa: E402
 
 from morphlib import morph  # noqa: E402
-from morphlib.app.engine import Engine, GradientCache, ModelRegistry, OutputDirs, gradient_options  # noqa: E402
+from morphlib.app.engine import (  # noqa: E402
+    Engine,
+    GradientCache,
+    ModelRegistry,
+    OutputDirs,
+    morph_config,
+    morph_strength,
+)
 from morphlib.app.settings import Settings  # noqa: E402
 from morphlib.imaging import fit_to_size, load_image  # noqa: E402
 from morphlib.zoo.manifest import DEFAULT_MANIFEST  # noqa: E402
@@ -67,7 +74,7 @@ from morphlib.zoo.manifest import DEFAULT_MANIFEST  # noqa: E402
 FRAMES = 16
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
 # The paper's setting: one gradient, extrapolated (the cheapest morph).  The app's default
-# (settings.py, from recommended.py) walks a step-local path, one gradient per frame.
+# (settings.py, from morphlib.config.RECOMMENDED) walks a step-local path, one gradient per frame.
 PAPER = dict(family="csp-phase", regime="frozen", smooth_sigma=0.0)
 # (label, model id, example file, target, L2 budget, settings besides the app's defaults)
 DIGIT, CAT = "assets/examples/digit-3.png", "assets/examples/cat.jpg"
@@ -151,10 +158,11 @@ def bench_case(label, model_id, image, target, budget, preset, engine, clients, 
     path = str(ROOT / image)
     settings = settings_of(model_id, target, budget, preset)
     s = settings.validated()
-    options = dict(gradient_options(s, s.family), regime=s.regime)  # the app's morph, as a library call
+    config, strength = morph_config(s), None  # the app's morph, as a library call
     model = engine.registry.load(model_id)
     size = tuple(engine.registry.choice(model_id).entry.input_size)
     x = fit_to_size(load_image(path).image, size)[0]
+    strength = morph_strength(s, x.numel())
 
     server: list[dict] = []  # the server's own times per default-client request (summary["seconds"])
 
@@ -173,7 +181,7 @@ def bench_case(label, model_id, image, target, budget, preset, engine, clients, 
             server.append(outputs[6]["seconds"])
 
     steps = {
-        "morph": lambda: morph(model, x, target, frames=FRAMES, budget=budget, **options),
+        "morph": lambda: morph(model, x, target, config, strength, frames=FRAMES, progress=False),
         "library": lambda: engine.morph(path, settings),
         "app": lambda: app_call(clients[0], record=True),
         "app_local": lambda: app_call(clients[1]),
