@@ -5,14 +5,12 @@ from __future__ import annotations
 
 import logging
 import os
-import pickle
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from safetensors import SafetensorError
 from torch import nn
 
 from morphlib.zoo import ModelUnavailableError, ZooEntry, list_models, load, read_manifest
@@ -183,15 +181,8 @@ class ModelRegistry:
             )
         try:
             return load(choice.id, device=device, manifest=self.entries)
-        except ModelUnavailableError:
-            raise
-        except (ValueError, OSError, RuntimeError, EOFError, pickle.UnpicklingError, SafetensorError) as err:
-            detail = " ".join(f"{type(err).__name__}: {err}".split())
-            detail = detail if len(detail) <= 300 else detail[:297] + "..."
-            raise ModelUnavailableError(
-                f"the model {choice.id!r} could not be loaded: its weights are corrupt or incompatible "
-                f"with its architecture ({detail}); pick another model"
-            ) from err
+        except ModelUnavailableError as err:  # the zoo says what is wrong; the app, what to do
+            raise ModelUnavailableError(f"{err}; pick another model") from err
 
     def describe(self, model_id: str) -> str:
         """A short Markdown description of the model and of what loading it takes."""

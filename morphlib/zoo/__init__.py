@@ -21,6 +21,7 @@ environment variable ``MORPHLIB_ZOO`` names it.
 
 from __future__ import annotations
 
+import pickle
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -187,7 +188,7 @@ def load(model_id: str | ZooModel, device: str | torch.device = "cpu", manifest:
         net = build_network(entry, len(labels))
     except ModelUnavailableError:
         raise
-    except (ValueError, RuntimeError, OSError, SafetensorError) as err:
+    except (ValueError, RuntimeError, OSError, EOFError, pickle.UnpicklingError, SafetensorError) as err:
         detail = " ".join(f"{type(err).__name__}: {err}".split())
         detail = detail if len(detail) <= 300 else detail[:297] + "..."
         raise ModelUnavailableError(
