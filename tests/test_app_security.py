@@ -140,9 +140,12 @@ def test_out_of_range_numbers_and_odd_digits_get_clear_messages(client, changes,
 @pytest.mark.parametrize(
     ("changes", "message"),
     [
-        ({"mode": "alpha", "family": "csp-joint", "strength": 1000.0}, "amplification must be at most 100"),
-        ({"mode": "auto", "regime": "step-local", "strength": 400.0}, "auto cap must be at most 27.7"),
-        ({"mode": "auto", "regime": "frozen", "family": "csp-joint", "strength": 40.0}, "auto cap must be"),
+        ({"mode": "alpha", "family": "csp-joint", "strength": 1000.0}, "amplification must be at most 50"),
+        ({"mode": "auto", "regime": "step-local", "strength": 400.0}, "cap_rms must be at most 1"),
+        (
+            {"mode": "auto", "regime": "frozen", "family": "csp-joint", "strength": 40.0},
+            "cap_rms must be at most 1",
+        ),
     ],
 )
 def test_strengths_past_what_the_mode_can_use_get_clear_messages(client, changes, message):

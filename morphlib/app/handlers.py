@@ -333,34 +333,6 @@ def numbers_rows(out: MorphOutput) -> list[list[Any]]:
     ]
 
 
-#: Largest amplification (``alpha`` mode): radians of phase, or pixel values for the pixel family;
-#: far past any useful edit (phase wraps at 2π), and below where a CSP edit overflows to NaN.
-MAX_ALPHA = 100.0
-#: Largest auto-mode cap, as an RMS change per value (the default cap is 0.28): past about 0.6
-#: the library's search fails on a joint CSP edit instead of saying the cap is unreachable.
-MAX_AUTO_RMS = 0.5
-
-
-def check_strength(s: Settings) -> None:
-    """``gr.Error`` when ``s.strength`` is beyond what its mode can use on ``s.model``'s input (the
-    settings' own bound, :data:`~morphlib.app.settings.MAX_STRENGTH`, holds for every mode)."""
-    if s.mode == "alpha" and s.strength > MAX_ALPHA:
-        raise gr.Error(f"the amplification must be at most {MAX_ALPHA:g}, got {s.strength:g}")
-    if s.mode != "auto" or not s.strength:
-        return
-    try:
-        entry = engine().registry.choice(s.model).entry
-    except ValueError:
-        return  # the morph says what is wrong with the model
-    if entry is not None:
-        cap = MAX_AUTO_RMS * math.sqrt(3 * math.prod(entry.input_size))
-        if s.strength > cap:
-            raise gr.Error(
-                f"the auto cap must be at most {cap:.3g} for this model (an RMS change of "
-                f"{MAX_AUTO_RMS:g} per value), got {s.strength:g}"
-            )
-
-
 @friendly
 @takes_settings()
 def run_morph(image: str | bytes | None, s: Settings, request: gr.Request, progress: Any) -> tuple:
@@ -374,7 +346,6 @@ def run_morph(image: str | bytes | None, s: Settings, request: gr.Request, progr
     """
     if image is None:
         raise gr.Error("no image: upload one, paste one, use the webcam or pick an example")
-    check_strength(s)
     out = _run_morph(image, s, progress)
     n = len(out.frames)
     slider = gr.update(minimum=1, maximum=n, value=n, step=1, interactive=True)
