@@ -29,13 +29,16 @@ Examples
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+log = logging.getLogger("morphlib.data")
 
 SHAPES: tuple[str, ...] = ("circle", "square", "triangle", "cross", "star")
 ORIENTATIONS: tuple[int, ...] = (0, 45, 90, 135)
@@ -361,9 +364,27 @@ class ImageFolder:
     unmatched: dict[str, str]
     size: tuple[int, int]
     channels: int = 3
+    #: Images that could not be read (path relative to ``root`` -> why), filled as they are met.
+    unreadable: dict[str, str] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.paths)
+
+    def read(self, indices: Sequence[int]) -> tuple[list[int], torch.Tensor]:
+        """The images ``indices`` that can be read, and which those are; the others are logged and
+        recorded in :attr:`unreadable` (one bad file does not stop a run)."""
+        kept, images = [], []
+        for i in indices:
+            try:
+                images.append(self._read(self.paths[i]))
+            except ValueError as err:
+                name = str(self.paths[i].relative_to(self.root))
+                self.unreadable[name] = str(err)
+                log.warning("skipped %s", err)
+                continue
+            kept.append(i)
+        shape = (0, self.channels, *self.size)
+        return kept, torch.stack(images) if images else torch.zeros(shape)
 
     def __getitem__(self, index: int | slice) -> torch.Tensor:
         if isinstance(index, slice):
@@ -375,7 +396,7 @@ class ImageFolder:
         from morphlib.zoo.model import match_channels
 
         try:
-            image = load_image(path).image
+            image = load_image(path, fit_to=self.size).image  # a large file decodes reduced
         except ValueError as err:
             raise ValueError(f"{path}: {err}") from err
         fitted, _ = fit_to_size(image, self.size)

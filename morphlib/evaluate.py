@@ -170,12 +170,19 @@ def choose_sources(config: EvalConfig, model, images, labels, chunk: int = 256) 
     rng = np.random.default_rng(config.seed)
     chosen: list[tuple[int, int, int]] = []
     for start in range(0, len(images), chunk):
+        stop = min(start + chunk, len(images))
+        if isinstance(images, ImageFolder):  # unreadable files are skipped (and reported)
+            indices, batch = images.read(range(start, stop))
+        else:
+            indices, batch = list(range(start, stop)), images[start:stop]
+        if not indices:
+            continue
         with torch.no_grad():
-            logits = model(images[start : start + chunk])
-        right = (logits.argmax(-1) == labels[start : start + chunk]).nonzero().flatten().tolist()
+            logits = model(batch)
+        right = (logits.argmax(-1) == labels[indices]).nonzero().flatten().tolist()
         for i in right:
-            label = int(labels[start + i])
-            chosen.append((start + i, label, pick_target(config.targets, logits[i], label, rng)))
+            label = int(labels[indices[i]])
+            chosen.append((indices[i], label, pick_target(config.targets, logits[i], label, rng)))
             if len(chosen) == config.sources:
                 return chosen
     where = f"the image folder {config.images}" if config.images else f"the test split of {config.dataset!r}"
@@ -192,7 +199,12 @@ def write_sources(out: Path, images, sources: Sequence[tuple[int, int, int]]) ->
     if isinstance(images, ImageFolder):
         for source in record["sources"]:
             source["path"] = str(images.paths[source["index"]].relative_to(images.root))
-        record.update(root=str(images.root), matched=images.matched, unmatched=images.unmatched)
+        record.update(
+            root=str(images.root),
+            matched=images.matched,
+            unmatched=images.unmatched,
+            unreadable=images.unreadable,
+        )
     path = out / "sources.json"
     path.write_text(json.dumps(record, indent=2))
     return path

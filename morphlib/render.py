@@ -8,6 +8,7 @@ sheets stay crisp; videos are H.264/yuv420p with even sides (what browsers and
 from __future__ import annotations
 
 import functools
+import io
 import json
 import math
 from collections.abc import Sequence
@@ -52,8 +53,8 @@ def ping_pong(frames: np.ndarray) -> np.ndarray:
     return np.concatenate([frames, frames[-2:0:-1]])
 
 
-def write_gif(frames: np.ndarray, path: str | Path, fps: float = 8.0, loop: bool = True) -> Path:
-    """Write an animated GIF that loops forever.
+def write_gif(frames: np.ndarray, path: str | Path | io.BytesIO, fps: float = 8.0, loop: bool = True) -> Path:
+    """Write an animated GIF that loops forever (to a file, or into a ``BytesIO``).
 
     Each frame gets its own 256-colour palette by fast octree quantisation: some 30 times
     faster than Pillow's default (median cut) on photographs, and just as good to the eye.
@@ -61,9 +62,40 @@ def write_gif(frames: np.ndarray, path: str | Path, fps: float = 8.0, loop: bool
     fast = Image.Quantize.FASTOCTREE
     images = [Image.fromarray(f).quantize(256, method=fast) for f in (ping_pong(frames) if loop else frames)]
     images[0].save(
-        path, save_all=True, append_images=images[1:], duration=int(round(1000 / fps)), loop=0, optimize=False
+        path,
+        format="GIF",
+        save_all=True,
+        append_images=images[1:],
+        duration=int(round(1000 / fps)),
+        loop=0,
+        optimize=False,
     )
-    return Path(path)
+    return Path(path) if not isinstance(path, io.BytesIO) else Path()
+
+
+def html_view(result: MorphResult, min_side: int = 160, fps: float = 6.0) -> str:
+    """The morph as HTML for a notebook: its looping GIF (probabilities drawn on every frame)
+    beside a table of the per-frame numbers."""
+    import base64
+    import html
+
+    buffer = io.BytesIO()
+    write_gif(annotated_frames(result, min_side=min_side), buffer, fps=fps)
+    gif = base64.b64encode(buffer.getvalue()).decode("ascii")
+    src, tgt = (html.escape(result.labels[i]) for i in (result.source, result.target))
+    head = f"<tr><th>frame</th><th>α</th><th>L2</th><th>p({src})</th><th>p({tgt})</th><th>top-1</th></tr>"
+    rows = "".join(
+        f"<tr><td>{k}</td><td>{float(result.alphas[k]):.3g}</td><td>{float(result.l2[k]):.3g}</td>"
+        f"<td>{float(result.source_probs[k]):.3f}</td><td>{float(result.target_probs[k]):.3f}</td>"
+        f"<td>{html.escape(top1)}</td></tr>"
+        for k, top1 in enumerate(result.top1)
+    )
+    title = html.escape(f"{result.params.get('family')} / {result.params.get('regime')}: {src} → {tgt}")
+    return (
+        f'<div style="display:flex;gap:1em;align-items:flex-start"><figure style="margin:0">'
+        f'<img src="data:image/gif;base64,{gif}" alt="morph"/><figcaption>{title}</figcaption></figure>'
+        f'<table style="font-size:smaller">{head}{rows}</table></div>'
+    )
 
 
 def write_mp4(

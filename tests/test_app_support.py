@@ -681,3 +681,14 @@ def test_a_standard_imagenet_model_is_described_as_such():
     registry = ModelRegistry()
     assert "adversarial noise" in registry.describe("efficientnet-lite0")
     assert "adversarial noise" not in registry.describe("resnet50-l2-eps3")
+
+
+def test_a_photo_sent_to_a_digit_model_is_said_to_be_out_of_its_domain(engine):
+    from morphlib.app.examples import example_by_name
+
+    photo = example_by_name("cat").file
+    notes = engine.predict(photo, "mnist-cnn-robust").notes
+    assert notes and "Outside what this model knows" in notes[0] and "colour" in notes[0]
+    assert not any(
+        "Outside" in n for n in engine.predict(example_by_name("mnist-3").file, "mnist-cnn-robust").notes
+    )

@@ -157,3 +157,18 @@ def test_the_morph_command_takes_a_target_policy(capsys):
         assert line.startswith(f"digits-cnn: {model.labels[first]} -> ")
         targets.add(line.split(" -> ")[1].split()[0])
     assert model.labels[first] not in targets and len(targets) > 1
+
+
+def test_an_unreadable_image_is_reported_and_skipped(tmp_path, caplog):
+    root = _shape_folder(tmp_path / "images", {"circle": 0, "1": 1, "Triangle": 2})
+    first = sorted((root / "circle").iterdir())[0]
+    first.write_bytes(b"not an image at all")  # the first image of the first class
+    config = EvalConfig(dataset=None, images=str(root), targets="runner-up", **{**BASE, "sources": 2})
+    with caplog.at_level(logging.WARNING, logger="morphlib.data"):
+        rows = evaluate(config, tmp_path / "run")
+    assert len(rows) == 2  # the run went on
+    record = json.loads((tmp_path / "run" / "sources.json").read_text())
+    bad = str(first.relative_to(root))
+    assert bad in record["unreadable"] and "not an image" in record["unreadable"][bad]
+    assert all(source["path"] != bad for source in record["sources"])
+    assert any(bad in m for m in caplog.messages)

@@ -102,3 +102,24 @@ def test_annotated_video_and_gif_loop_forward_and_back(tmp_path):
 
     with Image.open(write_gif(frames, tmp_path / "m.gif")) as gif:
         assert gif.n_frames == 2 * 6 - 2 and gif.info.get("loop") == 0
+
+
+def test_a_result_shows_itself_in_a_notebook():
+    """MorphResult._repr_html_: the looping GIF inline and the per-frame numbers, labels escaped."""
+    import base64
+    import io
+    import re
+
+    from PIL import Image
+
+    from morphlib import MorphConfig, Strength, morph
+    from morphlib.zoo import load
+
+    model = load("digits-cnn-robust")
+    model.labels = [*model.labels[:9], "<b>9</b>"]  # a label that is markup must show as text
+    image = torch.rand(3, 32, 32)
+    result = morph(model, image, 9, MorphConfig(family="pixel"), Strength.budget(1.0), frames=4)
+    html = result._repr_html_()
+    gif = base64.b64decode(re.search(r"data:image/gif;base64,([A-Za-z0-9+/=]+)", html).group(1))
+    assert Image.open(io.BytesIO(gif)).n_frames == 6  # 4 frames, ping-pong
+    assert html.count("<tr>") == 1 + 4 and "&lt;b&gt;9&lt;/b&gt;" in html and "<b>9</b>" not in html

@@ -266,6 +266,9 @@ class Engine:
         size = tuple(choice.entry.input_size) if choice.entry is not None else _input_size(model)
         loaded = load_image(image, fit_to=size)  # a large image is decoded reduced, never at full size
         notes = list(loaded.notes)
+        domain = model.domain_note(loaded.image) if hasattr(model, "domain_note") else None
+        if domain:
+            notes.insert(0, f"⚠ Outside what this model knows: {domain}; read its answer with care.")
         fitted, note = fit_to_size(loaded.image, size)
         if note:
             notes.append(note)

@@ -158,7 +158,7 @@ def read_image(spec: str, size: tuple[int, int] | None):
         return images[index], []
     if not Path(spec).is_file():
         raise ValueError(f"no image file {spec!r}; give a PNG/JPEG path or data:SET:INDEX")
-    loaded = load_image(spec)
+    loaded = load_image(spec, fit_to=size)  # a large file decodes reduced, never at full size
     notes = list(loaded.notes)
     image = loaded.image
     if size is not None:
@@ -177,7 +177,8 @@ def run(args: argparse.Namespace) -> int:
         None if args.full_size else tuple(model.entry.input_size) if getattr(model, "entry", None) else None
     )
     image, notes = read_image(args.image, size)
-    for note in notes:
+    domain = model.domain_note(image) if hasattr(model, "domain_note") else None
+    for note in [*notes, *([f"out of the model's domain: {domain}"] if domain else [])]:
         print(f"note: {note}")
     target = _target(model, image, args)
     result = morph(model, image, target, config, strength, frames=args.frames, source=args.source)

@@ -106,6 +106,12 @@ class MorphResult:
             ],
         )
 
+    def _repr_html_(self) -> str:
+        """In a notebook: the animated morph and the per-frame numbers (:func:`morphlib.render.html_view`)."""
+        from morphlib.render import html_view
+
+        return html_view(self)
+
     def save(self, out_dir: str | Path, **kwargs: Any) -> dict[str, Path]:
         """Write frames, GIF, MP4, contact sheet, probability plot and JSON summary to ``out_dir``.
 
