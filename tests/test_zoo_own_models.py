@@ -10,9 +10,8 @@ import torch
 from _hub_cache import snapshot
 from torch import nn
 
-from morphlib import MorphConfig, Strength, data, gradient, morph
+from morphlib import MorphConfig, Strength, data, gradient, morph, morph_batch
 from morphlib.app.registry import ModelRegistry
-from morphlib.batch import morph_batch
 from morphlib.engine import auto_strength
 from morphlib.zoo import (
     ModelUnavailableError,
@@ -427,3 +426,19 @@ def test_the_app_takes_a_manifest_of_your_own(tmp_path):
     assert [(c.id, c.location, c.available) for c in engine.registry.choices()] == [("mine", "local", True)]
     prediction = engine.predict(str(REPO_ROOT / "assets" / "examples" / "digit-3.png"), "mine")
     assert prediction.top[0][0] == "three" and prediction.labels == names
+
+
+def test_the_commands_take_a_manifest_of_your_own(tmp_path, monkeypatch, capsys):
+    from morphlib.cli import main
+
+    _copy_bundled("digits-cnn", tmp_path / "digits")
+    manifest = tmp_path / "zoo.yaml"
+    manifest.write_text("models:\n  - {id: mine, source: local, weights: digits, dataset: digits}\n")
+    monkeypatch.delenv("MORPHLIB_ZOO", raising=False)  # restored after: the command sets it for its run
+    morph_args = ["morph", "data:digits:0", "--zoo", str(manifest), "--model", "mine", "--target", "3"]
+    assert main([*morph_args, "--budget", "1", "--frames", "3"]) == 0
+    assert "mine: 6 -> 3" in capsys.readouterr().out
+    evaluate_args = ["evaluate", "--zoo", str(manifest), "--dataset", "digits", "--model", "mine"]
+    more = ["--families", "pixel", "--budgets", "1", "--regime", "frozen", "--sources", "2", "--frames", "3"]
+    assert main([*evaluate_args, *more, "--out", str(tmp_path / "run")]) == 0
+    assert (tmp_path / "run" / "report.md").is_file()

@@ -8,6 +8,7 @@ interrupted run resumes with the same command.  The measures are explained in do
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -62,6 +63,12 @@ def add_command(subparsers: argparse._SubParsersAction) -> None:
         "--judges", type=_list(str), default=(), help="comma-separated zoo (or hf-hub:) ids of judge models"
     )
     p.add_argument(
+        "--zoo",
+        type=Path,
+        help="a zoo manifest of your own (sets MORPHLIB_ZOO for this run; on a multi-node Ray cluster, set "
+        "it on every node)",
+    )
+    p.add_argument(
         "--families", type=_list(str, FAMILIES), default=("pixel", "fourier-phase", "csp-phase", "csp-joint")
     )
     p.add_argument("--budgets", type=_list(float), default=(1.0, 2.0), help="comma-separated L2 budgets")
@@ -90,6 +97,12 @@ def add_command(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from morphlib.evaluate import EvalConfig, evaluate
+    from morphlib.zoo.manifest import MANIFEST_VARIABLE
+
+    if args.zoo is not None:
+        if not args.zoo.is_file():
+            raise ValueError(f"no zoo manifest at {args.zoo}")
+        os.environ[MANIFEST_VARIABLE] = str(args.zoo.resolve())  # workers read it too
 
     if args.sources < 1:
         raise ValueError("--sources must be at least 1")
