@@ -31,6 +31,7 @@ pip install "morphlib[app] @ git+<repository URL>"   # or, from a checkout: pip 
     (
         "code",
         """import torch
+
 from morphlib import RECOMMENDED, RECOMMENDED_STRENGTH, MorphConfig, Strength, morph
 from morphlib.data import load as load_data
 from morphlib.zoo import load, wrap""",
