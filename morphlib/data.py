@@ -445,6 +445,15 @@ def load_folder(
         raise ValueError(f"no image folder {str(root)!r}: give a folder with one sub-folder per class")
     folders = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
     matched, unmatched = match_folders(folders, labels, label_ids)
+    for folder, index in matched.items():  # a number that is no label's name is taken as an index: say so
+        if folder.strip().isdigit() and folder.strip().casefold() != str(labels[index]).casefold():
+            log.warning(
+                "the folder %r is taken as class index %d (%r) of the model; rename it after the class "
+                "if that is not what it holds",
+                folder,
+                index,
+                labels[index],
+            )
     if not matched:
         shown = ", ".join(f"{name!r} ({why})" for name, why in list(unmatched.items())[:5]) or "none"
         raise ValueError(

@@ -41,6 +41,11 @@ PUBLISHED_E = {
     "csp-phase": (53.9, 71.5),
     "csp-joint": (50.7, 70.4),
 }
+#: The report's note for an image folder: no published figures to set beside its numbers.
+FOLDER_NOTE = (
+    "An image folder of your own: there are no published figures for it (docs/method.md §8 has the "
+    "published MNIST ones). The orderings of median E (warp only) found here:"
+)
 #: What differs from the published MNIST setting, per data set (stated in the report).
 DATASET_NOTES = {
     "digits": (
@@ -161,7 +166,8 @@ def check_models(config: EvalConfig, model, judges) -> None:
 
 
 def choose_sources(config: EvalConfig, model, images, labels, chunk: int = 256) -> list[tuple[int, int, int]]:
-    """``(index, label, target)`` for the first ``config.sources`` images the driver gets right.
+    """``(index, label, target)`` for the first ``config.sources`` images the driver gets right (all
+    of them when ``config.sources`` is 0).
 
     Images are classified a chunk at a time until enough are found (an image folder is
     read no further).  Targets follow ``config.targets`` (:func:`morphlib.labels.pick_target`),
@@ -186,10 +192,22 @@ def choose_sources(config: EvalConfig, model, images, labels, chunk: int = 256) 
             if len(chosen) == config.sources:
                 return chosen
     where = f"the image folder {config.images}" if config.images else f"the test split of {config.dataset!r}"
+    if config.sources == 0 and chosen:
+        return chosen
     raise ValueError(
         f"only {len(chosen)} images of {where} are classified correctly by {config.model!r}; "
         "ask for at most that many --sources"
     )
+
+
+def run_name(config: EvalConfig) -> str:
+    """The data's name in titles: the bundled set's, or the image folder's."""
+    return config.dataset or Path(config.images or "images").name
+
+
+def rows_sources(rows: Sequence[dict]) -> set[int]:
+    """The sources that rows are of."""
+    return {int(row["source"]) for row in rows}
 
 
 def write_sources(out: Path, images, sources: Sequence[tuple[int, int, int]]) -> Path:
@@ -238,7 +256,8 @@ def evaluate(
     default here, one after another; a :class:`~morphlib.executors.RayExecutor` on a
     cluster).  Only this process writes ``results.jsonl``, a chunk at a time as chunks
     finish, so an interrupted run resumes from the file whatever ran it.
-    ``progress(done, total, eta_seconds)`` is called after every chunk, with counts of cases.
+    ``progress(done, total, eta_seconds)`` is called once before the first chunk (the ETA is NaN
+    then) and after every chunk, with counts of cases.
     """
     if batch < 1:
         raise ValueError(f"batch must be at least 1, got {batch}")
@@ -284,6 +303,8 @@ def _run(
     setup = WorkerSetup(config.model, config.judges, config.frames)
     total = sum(chunk.cases for chunk in chunks)
     ran, start = 0, time.perf_counter()
+    if progress is not None:  # at once: the first chunk may take minutes (models, a cluster, ...)
+        progress(len(cases) - total, len(cases), math.nan)
     with closing(executor.map(setup, chunks, (model, judges))) as ran_chunks:
         for result in ran_chunks:
             _save_examples(result.examples, out / "examples")  # before its rows: a rerun skips done rows
@@ -404,7 +425,7 @@ def write_report(rows: Sequence[dict], config: EvalConfig, out: Path, images=Non
     md = [
         f"# Edit families on `{config.dataset or config.images}`",
         "",
-        f"Driver `{config.model}`; judges {judges}; {config.sources} {_origin(config)} the driver "
+        f"Driver `{config.model}`; judges {judges}; {len(rows_sources(rows))} {_origin(config)} the driver "
         f"classifies correctly, {TARGET_POLICY_TEXT[config.targets]} (`--targets {config.targets}`, "
         f"seed {config.seed}; per source in `sources.json`); {config.frames} frames per morph; "
         f"budgets are L2 distances of the last frame from the source (clipped to [0, 1], all "
@@ -426,17 +447,20 @@ def write_report(rows: Sequence[dict], config: EvalConfig, out: Path, images=Non
             f"| {s['success']}/{s['n']} | {transfer} | {_fmt(s['e_warp'], 100)} "
             f"| {_fmt(s['e_warp_gain'], 100)} | {s['l2']:.3f} |"
         )
-    md += [
-        "",
-        "## Published figures (MNIST, L2 = 1, persistent regime)",
-        "",
-        "| family | E warp % | E warp+gain % |",
-        "|---|---:|---:|",
-    ]
-    md += [f"| {fam} | {w} | {g} |" for fam, (w, g) in PUBLISHED_E.items()]
-    md += ["", "## How this compares", "", DATASET_NOTES.get(config.dataset, ""), ""]
-    published = sorted(PUBLISHED_E, key=lambda f: -PUBLISHED_E[f][0])
-    md.append(f"Published ordering of median E (warp only): {' > '.join(published)}.")
+    if config.dataset is not None:  # the published figures are for MNIST: beside a bundled set only
+        md += [
+            "",
+            "## Published figures (MNIST, L2 = 1, persistent regime)",
+            "",
+            "| family | E warp % | E warp+gain % |",
+            "|---|---:|---:|",
+        ]
+        md += [f"| {fam} | {w} | {g} |" for fam, (w, g) in PUBLISHED_E.items()]
+        md += ["", "## How this compares", "", DATASET_NOTES.get(config.dataset, ""), ""]
+        published = sorted(PUBLISHED_E, key=lambda f: -PUBLISHED_E[f][0])
+        md.append(f"Published ordering of median E (warp only): {' > '.join(published)}.")
+    else:
+        md += ["", "## How the families compare here", "", FOLDER_NOTE, ""]
     for regime in config.regimes:
         for budget in config.budgets:
             lines = {
@@ -450,7 +474,12 @@ def write_report(rows: Sequence[dict], config: EvalConfig, out: Path, images=Non
                 )
                 md.append(f"- here, {regime}, L2 = {budget:g}: {order}")
     published_setting = [
-        s for s in summary if s["regime"] == "persistent" and s["budget"] == 1 and s["family"] in PUBLISHED_E
+        s
+        for s in summary
+        if config.dataset is not None
+        and s["regime"] == "persistent"
+        and s["budget"] == 1
+        and s["family"] in PUBLISHED_E
     ]
     if published_setting:
         md += ["", "Against the published medians (persistent, L2 = 1), in points of E (warp only):", ""]
@@ -503,7 +532,7 @@ def _figures(summary: Sequence[dict], config: EvalConfig, out: Path, images) -> 
             ax.set_title(title)
             ax.set_ylim(0, 1)
         axes[0].legend()
-        fig.suptitle(f"{config.dataset}: {regime} regime (medians, 95 % bootstrap intervals)")
+        fig.suptitle(f"{run_name(config)}: {regime} regime (medians, 95 % bootstrap intervals)")
         fig.tight_layout()
         path = out / f"families_{regime}.png"
         fig.savefig(path, dpi=110)

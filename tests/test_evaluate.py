@@ -59,7 +59,8 @@ def test_interrupted_run_resumes_to_the_same_results(tmp_path):
         assert row["l2"] == pytest.approx(3.0, rel=0.02)
 
     def stop_after_first_source(done, total, eta):
-        raise Interrupt
+        if done > 0:  # the first call comes before any chunk
+            raise Interrupt
 
     out = tmp_path / "resumed"
     with pytest.raises(Interrupt):  # one source a batch: interrupted after the first
@@ -69,8 +70,9 @@ def test_interrupted_run_resumes_to_the_same_results(tmp_path):
         f.write('{"key": "half a line')  # as if killed mid-write
     calls = []
     resumed = evaluate(CONFIG, out, progress=lambda done, total, eta: calls.append(done), batch=1)
-    assert calls == [4]  # only the second source's two cases ran
+    assert calls == [2, 4]  # said at once, then only the second source's two cases ran
     assert_same_rows(resumed, whole)  # one source at a time gives what a batch of both gave
+    assert "half a line" in (out / "results.jsonl.bad").read_text()  # the torn line, set aside
 
 
 def test_resuming_with_other_settings_is_refused(tmp_path):

@@ -172,3 +172,38 @@ def test_an_unreadable_image_is_reported_and_skipped(tmp_path, caplog):
     assert bad in record["unreadable"] and "not an image" in record["unreadable"][bad]
     assert all(source["path"] != bad for source in record["sources"])
     assert any(bad in m for m in caplog.messages)
+
+
+def test_a_small_folder_is_used_whole_and_reported_as_a_folder(tmp_path, capsys, caplog):
+    """No --sources: every image of the folder the driver gets right; the report and figures name the
+    folder, set no published MNIST figures beside it, and a folder taken by its number is said so."""
+    from morphlib.cli import main
+
+    root = _shape_folder(tmp_path / "my-shapes", {"circle": 0, "1": 1})
+    argv = [
+        "evaluate",
+        "--images",
+        str(root),
+        "--model",
+        "shapes-cnn",
+        "--families",
+        "pixel",
+        "--budgets",
+        "2",
+    ]
+    with caplog.at_level(logging.WARNING, logger="morphlib.data"):
+        assert main([*argv, "--regime", "frozen", "--frames", "3", "--out", str(tmp_path / "run")]) == 0
+    assert any("'1' is taken as class index 1" in m for m in caplog.messages)
+    err = capsys.readouterr().err
+    assert err.splitlines()[0].startswith("0/") and "starting" in err.splitlines()[0]  # a line at once
+    record = json.loads((tmp_path / "run" / "sources.json").read_text())
+    model = load("shapes-cnn")
+    folder, labels = source_images(
+        EvalConfig(**{**BASE, "dataset": None, "images": str(root), "sources": 0}), model
+    )
+    with torch.no_grad():
+        right = int((model(folder[0 : len(folder)]).argmax(-1) == labels).sum())
+    assert len(record["sources"]) == right > 0
+    report = (tmp_path / "run" / "report.md").read_text()
+    assert "Published figures" not in report and "no published figures" in report
+    assert f"; {right} sources from the image folder" in report

@@ -75,7 +75,13 @@ def add_command(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--regime", type=_list(str, REGIMES), default=("persistent",), help="comma-separated regimes"
     )
-    p.add_argument("--sources", type=int, default=300, help="number of source images")
+    p.add_argument(
+        "--sources",
+        type=int,
+        default=None,
+        help="number of source images (default: 300 of a data set; every image of a folder that the driver "
+        "classifies correctly)",
+    )
     p.add_argument("--frames", type=int, default=8)
     p.add_argument(
         "--targets",
@@ -104,8 +110,9 @@ def run(args: argparse.Namespace) -> int:
             raise ValueError(f"no zoo manifest at {args.zoo}")
         os.environ[MANIFEST_VARIABLE] = str(args.zoo.resolve())  # workers read it too
 
-    if args.sources < 1:
+    if args.sources is not None and args.sources < 1:
         raise ValueError("--sources must be at least 1")
+    sources = args.sources if args.sources is not None else (300 if args.dataset else 0)  # 0: all
     if any(b <= 0 for b in args.budgets):
         raise ValueError("budgets must be > 0")
     if args.batch < 1:
@@ -127,7 +134,7 @@ def run(args: argparse.Namespace) -> int:
         families=args.families,
         budgets=args.budgets,
         regimes=args.regime,
-        sources=args.sources,
+        sources=sources,
         frames=args.frames,
         seed=args.seed,
         images=str(args.images) if args.images is not None else None,
@@ -135,10 +142,11 @@ def run(args: argparse.Namespace) -> int:
     )
     started = time.monotonic()
     live = sys.stderr.isatty()
-    last_line = [started]
+    last_line = [started - LOG_EVERY_S]  # the first line at once
 
     def progress(done: int, total: int, eta: float) -> None:
-        text = f"{done}/{total} cases, {time.monotonic() - started:.0f} s, ETA {eta:.0f} s"
+        when = f"ETA {eta:.0f} s" if eta == eta else "starting"  # NaN before the first chunk
+        text = f"{done}/{total} cases, {time.monotonic() - started:.0f} s, {when}"
         if executor is not None:
             text += f" ({executor.status()})"
         if live:  # one line, rewritten in place
