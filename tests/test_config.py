@@ -70,10 +70,14 @@ def test_a_single_morph_is_a_batch_of_one(digits):
             for image, target, together in zip(images, targets, batch, strict=True):
                 alone = morph(model, image, target, config, strength, frames=4, progress=False)
                 assert together.frames.shape == alone.frames.shape, (regime, strength)
-                # float rounding of batched kernels only; an auto walk takes 24 steps, so more of it
-                atol = 1e-4 if strength.kind == "auto" else 1e-6
-                torch.testing.assert_close(together.frames, alone.frames, atol=atol, rtol=0)
-                torch.testing.assert_close(together.probs, alone.probs, atol=atol, rtol=0)
+                if strength.kind == "auto":
+                    # a 24-step walk amplifies the batch's float rounding (a persistent walk that
+                    # saturates ends 0.1 % apart in L2): the same path, not the same bits
+                    assert together.auto.reached == alone.auto.reached
+                    torch.testing.assert_close(together.l2, alone.l2, rtol=1e-2, atol=1e-3)
+                    continue
+                torch.testing.assert_close(together.frames, alone.frames, atol=1e-6, rtol=0)
+                torch.testing.assert_close(together.probs, alone.probs, atol=1e-6, rtol=0)
                 assert (together.auto is None) == (strength.kind != "auto")
 
 
@@ -82,7 +86,15 @@ def test_auto_strength_ends_where_the_goal_is_met(digits):
     result = morph(model, images[0], "3", RECOMMENDED, Strength.auto(goal=0.8), frames=6, progress=False)
     assert result.auto.reached and float(result.target_probs[-1]) >= 0.8
     assert float(result.target_probs[-2]) < 0.8  # the frame before the stop does not meet it
-    assert len(result.frames) <= 6
+    assert len(result.frames) == 6  # the frames asked for: the path to the stop, in equal L2 steps
+    for frames in (3, 20, 40):
+        walked = morph(
+            model, images[0], "3", RECOMMENDED, Strength.auto(goal=0.8), frames=frames, progress=False
+        )
+        steps = walked.l2[1:] - walked.l2[:-1]
+        assert len(walked.frames) == frames and walked.auto.reached and float(walked.target_probs[-1]) >= 0.8
+        walk_step = Strength.auto().cap_l2(images[0].numel()) / 24  # frames picked from a walk: to a step
+        assert float(steps.max() - steps.min()) < 1.5 * walk_step  # evenly spaced
 
 
 def test_gradient_state_is_plain_data(digits):

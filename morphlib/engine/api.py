@@ -255,8 +255,8 @@ def morph(
         ``Strength.budget(l2)``, ``Strength.amplification(alpha)`` or ``Strength.auto(goal, cap_rms)``;
         default: a budget of RMS 0.05 per value.
     frames : int
-        Number of frames, at least 2; frame 0 is the input.  With an auto strength on an
-        iterative path, at most this many (the frames walked, evenly picked).
+        Number of frames, at least 2; frame 0 is the input.  With an auto strength on an iterative
+        path the frames are those of the path to where the walk stopped, in equal L2 steps.
     source : int or str, optional
         The class moved away from (contrast loss, reports); default: the model's top-1
         on the input (its runner-up if that is the target).
@@ -419,31 +419,58 @@ def _auto(
         walking = grad.rows(todo)
         step = _reporter(progress, STEPS, f"{config.regime} morph (auto strength)")
         stop = lambda probs, rows: meets(strength, probs, [walking.targets[r] for r in rows])  # noqa: E731
-        for j, path in enumerate(iterate(walking, STEPS + 1, budget=cap, stop=stop, report=step)):
+        walked = iterate(walking, STEPS + 1, budget=cap, stop=stop, report=step)
+        shown = _shown_frames(walking, walked, frames, strength)
+        for j, (path, view) in enumerate(zip(walked, shown, strict=True)):
             i = todo[j]
             assert isinstance(path, Path)
             target = grad.targets[i]
-            reached = bool(meets(strength, path.probs[-1:], target)[0])
-            keep = (
-                torch.linspace(0, len(path.images) - 1, min(frames, len(path.images))).round().long().unique()
-            )
-            shown = Path(path.images[keep], path.alphas[keep], path.probs[keep])
-            l2, p = float((shown.images[-1] - x0[i]).norm()), float(shown.probs[-1, target])
+            reached = bool(meets(strength, view.probs[-1:], target)[0])
+            l2, p = float((view.images[-1] - x0[i]).norm()), float(view.probs[-1, target])
             saturated = l2 if not reached and len(path.images) < STEPS + 1 else None
             found = report(
                 strength,
                 grad.labels[target],
                 reached=reached,
-                alpha=float(path.alphas[-1]),
+                alpha=float(view.alphas[-1]),
                 l2=l2,
                 prob=p,
-                best=float(path.probs[:, target].max()),
+                best=float(torch.cat([path.probs, view.probs])[:, target].max()),
                 cap=cap,
                 saturated_at=saturated,
                 path=config.regime,
             )
-            out[i] = _result(grad, i, shown, run, found)
+            out[i] = _result(grad, i, view, run, found)
     return [r for r in out if r is not None]
+
+
+def _shown_frames(
+    grad: Gradient, walked: list[Path | BudgetUnreachable], frames: int, strength: Strength
+) -> list[Path]:
+    """The ``frames`` frames each auto walk shows: the whole path from the input to where the walk
+    stopped, in ``frames`` steps of equal L2 (the path walked again at that budget when the walk took
+    fewer steps than that); a walk the second path does not end like (its goal no longer met, or its
+    budget out of reach) is shown as walked, evenly thinned."""
+    paths = [p for p in walked if isinstance(p, Path)]
+    if len(paths) != len(walked):
+        raise AssertionError("an auto walk ends where it stops, never in an error")
+    x0 = grad.image
+    again = [j for j, p in enumerate(paths) if len(p.images) < frames and len(p.images) > 1]
+    budgets = [float((paths[j].images[-1] - x0[j]).norm()) for j in again]
+    redone = iterate(grad.rows(again), frames, budget=budgets) if again else []
+    shown = []
+    for j, path in enumerate(paths):
+        if j in again:
+            new = redone[again.index(j)]
+            met = bool(meets(strength, path.probs[-1:], grad.targets[j])[0])
+            if isinstance(new, Path) and (
+                not met or bool(meets(strength, new.probs[-1:], grad.targets[j])[0])
+            ):
+                shown.append(new)
+                continue
+        keep = torch.linspace(0, len(path.images) - 1, min(frames, len(path.images))).round().long().unique()
+        shown.append(Path(path.images[keep], path.alphas[keep], path.probs[keep]))
+    return shown
 
 
 def _result(grad: Gradient, i: int, path: Path, run: dict, auto: AutoStrength | None = None) -> MorphResult:

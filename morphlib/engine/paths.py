@@ -19,7 +19,7 @@ whose path ends early (its budget out of reach, or its stop met) leaves the batc
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -132,14 +132,15 @@ def iterate(
     grad: Gradient,
     frames: int,
     *,
-    budget: float | None = None,
+    budget: float | Sequence[float] | None = None,
     alpha: float | None = None,
     stop: Stop | None = None,
     report: Callable[[int], None] = lambda done: None,
 ) -> list[Path | BudgetUnreachable]:
     """The persistent or step-local path of every image of ``grad`` (see the module notes).
 
-    Give ``budget`` (the last frame's L2 distance) or ``alpha`` (its amplification).  With
+    Give ``budget`` (the last frame's L2 distance; one for all, or one per image) or ``alpha`` (its
+    amplification).  With
     ``stop``, an image's path ends at the first frame that passes it, or where its edit
     saturates short of the next step's distance, and no error is raised; without it, an
     image whose budget cannot be reached gets :class:`BudgetUnreachable`.
@@ -149,7 +150,12 @@ def iterate(
     config, model = grad.config, grad.model
     walk = _Walk(grad)
     out: list[Path | BudgetUnreachable | None] = [None] * len(grad)
-    step_l2 = budget / (frames - 1) if budget is not None else None
+    budgets = (
+        None
+        if budget is None
+        else [float(b) for b in (budget if isinstance(budget, Sequence) else [budget] * len(grad))]
+    )
+    step_l2 = None if budgets is None else [b / (frames - 1) for b in budgets]  # per image of grad
     guess: list[float] | None = None
     for k in range(1, frames):
         if k > 1:  # a fresh gradient at the current frames
@@ -192,17 +198,17 @@ def iterate(
             if guess is None:
                 probed = distance(torch.full((len(walk.live),), PROBE))
                 guess = [
-                    step_l2 / s if (s := (d - c) / PROBE) > 0 else 1.0
-                    for d, c in zip(probed, current, strict=True)
+                    step_l2[i] / s if (s := (d - c) / PROBE) > 0 else 1.0
+                    for i, d, c in zip(walk.live, probed, current, strict=True)
                 ]
-            found = solve_rows(distance, [k * step_l2] * len(walk.live), current, guess)
+            found = solve_rows(distance, [k * step_l2[i] for i in walk.live], current, guess)
             keep = [j for j, f in enumerate(found) if not isinstance(f, BudgetUnreachable)]
             for j in (j for j, f in enumerate(found) if isinstance(f, BudgetUnreachable)):
-                assert budget is not None
+                assert budgets is not None
                 out[walk.live[j]] = (
                     walk.path(j)
                     if stop is not None
-                    else stalled(config.regime, budget, current[j], k, frames)
+                    else stalled(config.regime, budgets[walk.live[j]], current[j], k, frames)
                 )
             if not keep:
                 break
