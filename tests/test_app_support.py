@@ -487,7 +487,7 @@ def test_the_message_counts_the_gradients_of_the_regime(engine):
     path = engine.morph(DIGIT, replace(s, regime="persistent", family="pixel")).message
     assert "One gradient (backward pass) per step of the path, the first one" in path
     assert "one backward pass" not in path and "Gradient reused" not in path
-    done = engine.morph(DIGIT, replace(s, mode="auto", target="3", regime="step-local")).message
+    done = engine.morph(DIGIT, replace(s, mode="auto", strength=0.0, target="3", regime="step-local")).message
     assert "already meets the goal" in done and "per step" not in done  # no path was walked
 
 

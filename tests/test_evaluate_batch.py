@@ -47,7 +47,7 @@ def assert_same(single, batched):
 @pytest.mark.parametrize("family", ["pixel", "csp-joint"])  # fourier-phase: below
 def test_a_batch_equals_one_image_at_a_time(digits, regime, family):
     model, images, labels, targets = digits
-    settings = dict(family=family, regime=regime, frames=3, budget=3.0)
+    settings = dict(config=MorphConfig(family=family, regime=regime), strength=Strength.budget(3.0), frames=3)
     batched = morph_batch(model, images, targets, sources=labels, **settings)
     assert_same(one_at_a_time(model, images, targets, labels, **settings), batched)
     assert all(r.l2[-1] == pytest.approx(3.0, rel=0.011) for r in batched)
@@ -68,7 +68,8 @@ def test_images_that_cannot_reach_the_budget_leave_the_batch_and_the_rest_go_on(
     digits, regime, frames, budget, cap, reached
 ):
     model, images, labels, targets = digits
-    settings = dict(family="fourier-phase", regime=regime, frames=frames, budget=budget, phase_cap=cap)
+    config = MorphConfig(family="fourier-phase", regime=regime, phase_cap=cap)
+    settings = dict(config=config, strength=Strength.budget(budget), frames=frames)
     single = one_at_a_time(model, images, targets, labels, **settings)
     assert sum(not isinstance(r, BudgetUnreachable) for r in single) == reached
     assert_same(single, morph_batch(model, images, targets, sources=labels, **settings))

@@ -54,9 +54,12 @@ def test_step_local_beats_frozen_at_the_same_budget():
     model = bundled("orientation-cnn")
     budget, frozen, local = 4.0, [], []
     for image, _, target in pairs("orientation", 6):
-        kwargs = dict(family="csp-phase", frames=6, budget=budget, progress=False)
-        frozen.append(float(morph(model, image, target, regime="frozen", **kwargs).target_probs[-1]))
-        local.append(float(morph(model, image, target, regime="step-local", **kwargs).target_probs[-1]))
+        kwargs = dict(strength=Strength.budget(budget), frames=6, progress=False)
+        frozen.append(
+            float(morph(model, image, target, MorphConfig(family="csp-phase"), **kwargs).target_probs[-1])
+        )
+        local_config = MorphConfig(family="csp-phase", regime="step-local")
+        local.append(float(morph(model, image, target, local_config, **kwargs).target_probs[-1]))
     assert np.mean(local) > np.mean(frozen) + 0.05, (np.mean(local), np.mean(frozen))
     assert np.mean(np.array(local) >= np.array(frozen)) >= 0.75
 
@@ -70,18 +73,24 @@ def test_structure_orientation_matches_the_labels():
     assert np.median(gaps) < 10
 
 
-def orientation_morphs(family: str, n: int = 8, **kwargs):
-    """Morphs of ``n`` orientation test images toward the next orientation (45 degrees on).
-
-    Frozen, 4 frames, L2 budget 4 unless ``kwargs`` (passed to :func:`morph`) say otherwise.
-    """
+def orientation_morphs(
+    family: str,
+    n: int = 8,
+    regime: str = "frozen",
+    frames: int = 4,
+    budget: float = 4.0,
+    alpha: float | None = None,
+):
+    """Morphs of ``n`` orientation test images toward the next orientation (45 degrees on): ``frames``
+    frames at L2 ``budget``, or at amplification ``alpha`` when given."""
     model = bundled("orientation-cnn-robust")
     images, labels, names = load_data("orientation", split="test", n=n, seed=0)
-    defaults = dict(frames=4, progress=False) | ({} if "alpha" in kwargs else dict(budget=4.0))
-    kwargs = defaults | kwargs
+    config = MorphConfig(family=family, regime=regime)
+    strength = Strength.amplification(alpha) if alpha is not None else Strength.budget(budget)
     for image, label in zip(images, labels.tolist(), strict=True):
         target = (label + 1) % 4
-        yield morph(model, image, target, family=family, **kwargs), float(names[target].split()[0])
+        result = morph(model, image, target, config, strength, frames=frames, progress=False)
+        yield result, float(names[target].split()[0])
 
 
 @pytest.mark.parametrize("budget", [2.0, 4.0])
