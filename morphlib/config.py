@@ -23,6 +23,7 @@ ValueError: unknown regime 'frozn'; choose one of frozen, persistent, step-local
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from dataclasses import dataclass, field
 from typing import Any
@@ -92,11 +93,12 @@ class PyramidConfig:
 
     def __post_init__(self) -> None:
         _choice("bandwidth", self.bandwidth, tuple(BANDWIDTHS), "bandwidth")
-        self.build()  # SteerablePyramid checks the rest
+        SteerablePyramid(**dataclasses.asdict(self))  # it checks the rest
 
     def build(self) -> SteerablePyramid:
-        """The pyramid itself (cheap: its filters are made on first use)."""
-        return SteerablePyramid(**dataclasses.asdict(self))
+        """The pyramid of these settings, one shared per settings: its filters, made on first use per
+        image size, are then reused by every morph (at 32 px they cost as much as the morph)."""
+        return _shared_pyramid(self)
 
     def resolved(self) -> dict:
         """The settings with the default orientations filled in, as a result records them."""
@@ -122,6 +124,11 @@ class PyramidConfig:
         raise TypeError(
             f"pyramid must be a PyramidConfig, SteerablePyramid or dict, got {type(pyramid).__name__}"
         )
+
+
+@functools.lru_cache(maxsize=64)
+def _shared_pyramid(config: PyramidConfig) -> SteerablePyramid:
+    return SteerablePyramid(**dataclasses.asdict(config))
 
 
 @dataclass(frozen=True)
