@@ -364,8 +364,21 @@ def probability_plot(result: MorphResult, path: str | Path) -> Path:
 
     alphas = result.alphas.numpy()
     fig, ax = plt.subplots(figsize=(6, 3.6), dpi=100)
-    ax.plot(alphas, result.target_probs.numpy(), "o-", label=f"target: {result.labels[result.target]}")
-    ax.plot(alphas, result.source_probs.numpy(), "s-", label=f"source: {result.labels[result.source]}")
+    source, target = (tuple(c / 255 for c in PANEL_COLOURS[k]) for k in ("source", "target"))  # as on frames
+    ax.plot(
+        alphas,
+        result.target_probs.numpy(),
+        "o-",
+        color=target,
+        label=f"target: {result.labels[result.target]}",
+    )
+    ax.plot(
+        alphas,
+        result.source_probs.numpy(),
+        "s-",
+        color=source,
+        label=f"source: {result.labels[result.source]}",
+    )
     ax.set_xlabel("amplification α")
     ax.set_ylabel("probability")
     ax.set_ylim(-0.02, 1.02)
@@ -404,11 +417,11 @@ def save_result(
     raw = to_uint8(result.frames)
     for k, frame in enumerate(raw):
         Image.fromarray(frame).save(frame_dir / f"frame_{k:03d}.png")
-    big = upscale(raw)
+    shown = annotated_frames(result)  # as the app shows them: probabilities and L2 under every frame
     paths: dict[str, Path] = {"frames": frame_dir}
-    paths["gif"] = write_gif(big, out / "morph.gif", fps=fps, loop=loop)
+    paths["gif"] = write_gif(shown, out / "morph.gif", fps=fps, loop=loop)
     if video:
-        paths["mp4"] = write_mp4(big, out / "morph.mp4", fps=fps, loop=loop)
+        paths["mp4"] = write_mp4(shown, out / "morph.mp4", fps=fps, loop=loop)
     sheet = contact_sheet(result)
     paths["sheet"] = out / "contact_sheet.png"
     sheet.save(paths["sheet"])

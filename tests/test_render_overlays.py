@@ -123,3 +123,24 @@ def test_a_result_shows_itself_in_a_notebook():
     gif = base64.b64decode(re.search(r"data:image/gif;base64,([A-Za-z0-9+/=]+)", html).group(1))
     assert Image.open(io.BytesIO(gif)).n_frames == 6  # 4 frames, ping-pong
     assert html.count("<tr>") == 1 + 4 and "&lt;b&gt;9&lt;/b&gt;" in html and "<b>9</b>" not in html
+
+
+def test_saved_renders_show_the_probabilities_in_the_app_colours(tmp_path):
+    """The CLI's GIF and MP4 are the app's frames (probability bars under each), and its plot draws the
+    source and target in the colours of those bars."""
+    from PIL import Image
+
+    from morphlib.render import save_result
+
+    r = fake_result()
+    paths = save_result(r, tmp_path / "out")
+    gif = Image.open(paths["gif"])
+    assert gif.size[::-1] == annotated_frames(r).shape[1:3]
+    gif.seek(4)
+    last = np.asarray(gif.convert("RGB"))
+    assert colour_pixels(last[256:], PANEL_COLOURS["target"]) > 100  # the target's bar, full
+    plot = np.asarray(Image.open(paths["plot"]).convert("RGB"))
+    assert (
+        colour_pixels(plot, PANEL_COLOURS["target"]) > 50
+        and colour_pixels(plot, PANEL_COLOURS["source"]) > 50
+    )
