@@ -89,3 +89,13 @@ def test_a_file_that_is_not_an_image_is_one_line(tmp_path, capsys):
     assert main(["morph", str(bad), "--model", "digits-cnn", "--target", "3"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: ") and "not an image" in err and "\n" not in err
+
+
+def test_folder_budgets_default_to_rms_changes_at_the_drivers_size():
+    """An L2 of 2 on a 224x224 photo is an RMS change of 0.005: the default budgets of a folder scale."""
+    assert cli_evaluate.default_budgets("shapes-cnn", dataset=True) == (1.0, 2.0)
+    assert cli_evaluate.default_budgets("shapes-cnn", dataset=False) == (
+        5.54,
+        11.09,
+    )  # 0.05, 0.1 x sqrt(3*64*64)
+    assert cli_evaluate.default_budgets("mnist-cnn", dataset=False) == (1.4, 2.8)  # one grey channel, 28x28

@@ -18,6 +18,8 @@ from .morph import FAMILIES, POLICIES, REGIMES
 #: Sources morphed together (morphlib.evaluate.DEFAULT_BATCH; tests/test_cli.py checks they agree).
 DEFAULT_BATCH = 8
 
+#: Default budgets of an image folder, as RMS changes per value of the driver's input.
+FOLDER_RMS = (0.05, 0.1)
 #: Seconds between progress lines when stderr is not a terminal (a log file, CI).
 LOG_EVERY_S = 10.0
 
@@ -71,7 +73,14 @@ def add_command(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--families", type=_list(str, FAMILIES), default=("pixel", "fourier-phase", "csp-phase", "csp-joint")
     )
-    p.add_argument("--budgets", type=_list(float), default=(1.0, 2.0), help="comma-separated L2 budgets")
+    p.add_argument(
+        "--budgets",
+        type=_list(float),
+        default=None,
+        help="comma-separated L2 budgets (default: 1,2 on a data set, the published setting; on an image "
+        f"folder, RMS changes of {', '.join(map(str, FOLDER_RMS))} per value at the driver's input size, "
+        "since an L2 of 2 is nothing to a 224x224 photo)",
+    )
     p.add_argument(
         "--regime", type=_list(str, REGIMES), default=("persistent",), help="comma-separated regimes"
     )
@@ -101,6 +110,18 @@ def add_command(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+def default_budgets(model: str, dataset: bool) -> tuple[float, ...]:
+    """The published L2 budgets on a bundled data set; on an image folder, :data:`FOLDER_RMS` at the
+    driver's input size (a budget that means the same on a digit and on a photo)."""
+    if dataset:
+        return (1.0, 2.0)
+    from morphlib.zoo import entry_for
+
+    entry = entry_for(model)
+    values = entry.channels * entry.input_size[0] * entry.input_size[1]
+    return tuple(round(rms * values**0.5, 2) for rms in FOLDER_RMS)
+
+
 def run(args: argparse.Namespace) -> int:
     from morphlib.evaluate import EvalConfig, evaluate
     from morphlib.zoo.manifest import MANIFEST_VARIABLE
@@ -113,7 +134,8 @@ def run(args: argparse.Namespace) -> int:
     if args.sources is not None and args.sources < 1:
         raise ValueError("--sources must be at least 1")
     sources = args.sources if args.sources is not None else (300 if args.dataset else 0)  # 0: all
-    if any(b <= 0 for b in args.budgets):
+    budgets = args.budgets or default_budgets(args.model, bool(args.dataset))
+    if any(b <= 0 for b in budgets):
         raise ValueError("budgets must be > 0")
     if args.batch < 1:
         raise ValueError("--batch must be at least 1")
@@ -132,7 +154,7 @@ def run(args: argparse.Namespace) -> int:
         model=args.model,
         judges=args.judges,
         families=args.families,
-        budgets=args.budgets,
+        budgets=budgets,
         regimes=args.regime,
         sources=sources,
         frames=args.frames,
