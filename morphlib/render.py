@@ -302,7 +302,9 @@ def title_strip(width: int, title: str) -> np.ndarray:
     height += height % 2
     strip = Image.new("RGB", (width, height), "white")
     draw = ImageDraw.Draw(strip)
-    draw.text((4, 4), _fit_text(draw, title, width - 8, font), fill=(0, 0, 0), font=font)
+    text = _fit_text(draw, title, width - 8, font)
+    # centred: a video player's own label sits over the top-left corner
+    draw.text(((width - draw.textlength(text, font=font)) / 2, 4), text, fill=(0, 0, 0), font=font)
     return np.asarray(strip)
 
 
@@ -326,8 +328,11 @@ def message_tile(height: int, width: int, text: str) -> np.ndarray:
     return np.asarray(tile)
 
 
-def side_by_side(videos: list[np.ndarray], titles: list[str], gap: int = 6) -> np.ndarray:
-    """Tile videos ``(F, H_i, W_i, 3)`` left to right, each under its title; shorter ones are padded.
+def side_by_side(
+    videos: list[np.ndarray], titles: list[str], gap: int = 6, columns: int | None = None
+) -> np.ndarray:
+    """Tile videos ``(F, H_i, W_i, 3)`` in rows of ``columns`` (default: one row), each under its
+    title; shorter and narrower ones are padded.
 
     Every video must have the same number of frames.  Returns ``(F, H, W, 3)`` with even sides.
     """
@@ -339,16 +344,25 @@ def side_by_side(videos: list[np.ndarray], titles: list[str], gap: int = 6) -> n
     tiles = []
     for video, title in zip(videos, titles, strict=True):
         strip = title_strip(video.shape[2], title)
-        head = np.broadcast_to(strip, (n, *strip.shape))
-        tiles.append(np.concatenate([head, video], axis=1))
-    height = max(t.shape[1] for t in tiles)
-    padded = []
-    for i, tile in enumerate(tiles):
-        pad = height - tile.shape[1]
-        padded.append(np.pad(tile, ((0, 0), (0, pad), (0, 0), (0, 0)), constant_values=255))
-        if i < len(tiles) - 1:
-            padded.append(np.full((n, height, gap, 3), 255, dtype=np.uint8))
-    out = np.concatenate(padded, axis=2)
+        tiles.append(np.concatenate([np.broadcast_to(strip, (n, *strip.shape)), video], axis=1))
+    columns = columns or len(tiles)
+    rows = [tiles[i : i + columns] for i in range(0, len(tiles), columns)]
+    width = max(sum(t.shape[2] for t in row) + gap * (len(row) - 1) for row in rows)
+    lines = []
+    for r, row in enumerate(rows):
+        height = max(t.shape[1] for t in row)
+        parts = []
+        for i, tile in enumerate(row):
+            parts.append(
+                np.pad(tile, ((0, 0), (0, height - tile.shape[1]), (0, 0), (0, 0)), constant_values=255)
+            )
+            if i < len(row) - 1:
+                parts.append(np.full((n, height, gap, 3), 255, dtype=np.uint8))
+        line = np.concatenate(parts, axis=2)
+        lines.append(np.pad(line, ((0, 0), (0, 0), (0, width - line.shape[2]), (0, 0)), constant_values=255))
+        if r < len(rows) - 1:
+            lines.append(np.full((n, gap, width, 3), 255, dtype=np.uint8))
+    out = np.concatenate(lines, axis=1)
     pad_h, pad_w = out.shape[1] % 2, out.shape[2] % 2
     if pad_h or pad_w:
         out = np.pad(out, ((0, 0), (0, pad_h), (0, pad_w), (0, 0)), constant_values=255)

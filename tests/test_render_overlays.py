@@ -15,6 +15,7 @@ from morphlib.render import (
     message_tile,
     probability_panel,
     side_by_side,
+    title_strip,
     write_gif,
     write_mp4,
 )
@@ -82,6 +83,11 @@ def test_side_by_side_tiles_and_pads():
     out = side_by_side([a, b], ["a", "b"], gap=5)
     assert out.shape[0] == 4 and out.shape[1] % 2 == 0 and out.shape[2] % 2 == 0
     assert out.shape[2] == 30 + 5 + 21
+    grid = side_by_side([a, b, a, b], ["pixel", "b", "c", "d"], gap=5, columns=2)
+    assert grid.shape[2] == out.shape[2] and 2 * out.shape[1] + 4 <= grid.shape[1] <= 2 * out.shape[1] + 6
+    strip = title_strip(200, "pixel")
+    ink = np.nonzero((strip < 128).any(-1).any(0))[0]
+    assert abs((ink.min() + ink.max()) / 2 - 100) < 10  # the title is centred, clear of a player's label
     with pytest.raises(ValueError, match="same number of frames"):
         side_by_side([a, b[:3]], ["a", "b"])
     with pytest.raises(ValueError, match="one title per video"):

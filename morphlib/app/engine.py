@@ -425,7 +425,11 @@ class Engine:
         progress(0.9, "encoding the video")
         out = self.outputs.new("compare")
         video = write_mp4(
-            side_by_side(ordered, titles), out / "compare.mp4", fps=self.fps, preset=VIDEO_PRESET
+            # two by two: four in a row are shown at half the size, their captions too small to read
+            side_by_side(ordered, titles, columns=2),
+            out / "compare.mp4",
+            fps=self.fps,
+            preset=VIDEO_PRESET,
         )
         label = next(iter(results.values())).labels[target]
         lines = [f"All families at L2 budget **{budget:.3g}**, toward **{label}**."]
