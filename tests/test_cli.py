@@ -99,3 +99,17 @@ def test_folder_budgets_default_to_rms_changes_at_the_drivers_size():
         11.09,
     )  # 0.05, 0.1 x sqrt(3*64*64)
     assert cli_evaluate.default_budgets("mnist-cnn", dataset=False) == (1.4, 2.8)  # one grey channel, 28x28
+
+
+def test_the_readmes_first_command_changes_the_class(tmp_path, capsys):
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    line = next(row for row in readme.splitlines() if row.startswith("morphlib morph "))
+    argv = line.split("#")[0].split()[1:]
+    argv[argv.index("--out") + 1] = str(tmp_path / "out")
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    rows = [row.split() for row in out.splitlines() if row.strip()[:1].isdigit()]
+    assert "becomes p >= 0.90" in out and rows[0][-1] != "3" and rows[-1][-1] == "3"
+    assert (tmp_path / "out" / "morph.gif").is_file()
