@@ -99,7 +99,8 @@ def test_killed_workers_lose_nothing_and_the_rows_equal_the_serial_run(cluster, 
 
 def test_a_stopped_ray_run_resumes_from_its_file(cluster, serial, tmp_path):
     def stop(done, total, eta):
-        raise Interrupt
+        if done > 0:  # the first call comes before any chunk
+            raise Interrupt
 
     with pytest.raises(Interrupt):
         evaluate(CONFIG, tmp_path, progress=stop, executor=RayExecutor(workers=1), batch=1)
@@ -109,7 +110,7 @@ def test_a_stopped_ray_run_resumes_from_its_file(cluster, serial, tmp_path):
     rows = evaluate(
         CONFIG, tmp_path, progress=lambda d, t, e: calls.append(d), executor=RayExecutor(), batch=1
     )
-    assert calls == [2, 3, 4]
+    assert calls == [1, 2, 3, 4]  # said at once (one row done), then a row per chunk
     assert_same_rows(rows, serial)
 
 

@@ -8,9 +8,11 @@ interrupted run resumes with the same command.  The measures are explained in do
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from .morph import FAMILIES, POLICIES, REGIMES
@@ -110,6 +112,23 @@ def add_command(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+@contextlib.contextmanager
+def _manifest(path: Path | None) -> Iterator[None]:
+    """``MORPHLIB_ZOO`` naming ``path`` while the run lasts (a local cluster's workers inherit it)."""
+    from morphlib.zoo.manifest import MANIFEST_VARIABLE
+
+    before = os.environ.get(MANIFEST_VARIABLE)
+    if path is not None:
+        os.environ[MANIFEST_VARIABLE] = str(path.resolve())
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(MANIFEST_VARIABLE, None)
+        else:
+            os.environ[MANIFEST_VARIABLE] = before
+
+
 def default_budgets(model: str, dataset: bool) -> tuple[float, ...]:
     """The published L2 budgets on a bundled data set; on an image folder, :data:`FOLDER_RMS` at the
     driver's input size (a budget that means the same on a digit and on a photo)."""
@@ -123,13 +142,14 @@ def default_budgets(model: str, dataset: bool) -> tuple[float, ...]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from morphlib.evaluate import EvalConfig, evaluate
-    from morphlib.zoo.manifest import MANIFEST_VARIABLE
+    if args.zoo is not None and not args.zoo.is_file():
+        raise ValueError(f"no zoo manifest at {args.zoo}")
+    with _manifest(args.zoo):
+        return _evaluate(args)
 
-    if args.zoo is not None:
-        if not args.zoo.is_file():
-            raise ValueError(f"no zoo manifest at {args.zoo}")
-        os.environ[MANIFEST_VARIABLE] = str(args.zoo.resolve())  # workers read it too
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from morphlib.evaluate import EvalConfig, evaluate
 
     if args.sources is not None and args.sources < 1:
         raise ValueError("--sources must be at least 1")
