@@ -50,10 +50,12 @@ COMPUTE_LIMIT = int(os.environ.get("MORPHLIB_APP_CONCURRENCY", "2"))
 SESSIONS = int(os.environ.get("MORPHLIB_APP_SESSIONS", "500"))
 INTRO = """# morphlib: how would this classifier change the image?
 Pick an image and a model, choose a target class, and **Morph**: the classifier's own
-gradient, taken with respect to the *phases* of a complex steerable pyramid, is amplified
-into a short video from the input toward the target (the method of "Through a Steerable
-Lens", Mahdisoltani et al., 2025). Compare it with pixel and Fourier edits in
-**Compare families**.
+gradient, taken with respect to the phases and amplitudes of a complex steerable pyramid, is
+followed step by step until the model is confident of the target, and shown as a short video
+(the default; the paper's method, "Through a Steerable Lens", Mahdisoltani et al., 2025, is
+*csp-phase* on the *frozen* regime: one gradient of the phases, extrapolated). Robust models'
+morphs redraw the object; standard models' look like noise. Compare with pixel and Fourier edits
+in **Compare families**; `docs/method.md` says what was measured.
 """
 
 
