@@ -205,11 +205,6 @@ def run_name(config: EvalConfig) -> str:
     return config.dataset or Path(config.images or "images").name
 
 
-def rows_sources(rows: Sequence[dict]) -> set[int]:
-    """The sources that rows are of."""
-    return {int(row["source"]) for row in rows}
-
-
 def write_sources(out: Path, images, sources: Sequence[tuple[int, int, int]]) -> Path:
     """``sources.json``: each source's index, label and target (and file, for an image folder),
     and which folders of an image folder matched a class and which did not."""
@@ -422,10 +417,11 @@ def write_report(rows: Sequence[dict], config: EvalConfig, out: Path, images=Non
     figures = _figures(summary, config, out, images)
 
     judges = ", ".join(f"`{j}`" for j in config.judges) or "none"
+    sources = len({row["source"] for row in rows})
     md = [
         f"# Edit families on `{config.dataset or config.images}`",
         "",
-        f"Driver `{config.model}`; judges {judges}; {len(rows_sources(rows))} {_origin(config)} the driver "
+        f"Driver `{config.model}`; judges {judges}; {sources} {_origin(config)} the driver "
         f"classifies correctly, {TARGET_POLICY_TEXT[config.targets]} (`--targets {config.targets}`, "
         f"seed {config.seed}; per source in `sources.json`); {config.frames} frames per morph; "
         f"budgets are L2 distances of the last frame from the source (clipped to [0, 1], all "

@@ -24,7 +24,6 @@ import torch
 
 from .config import MorphConfig, Strength
 from .engine import BudgetUnreachable, morph_batch
-from .engine.classifier import BATCH
 from .imaging import to_uint8
 from .metrics import fit_warp, judge_labels
 
@@ -126,7 +125,7 @@ def _judge(judges: Sequence, lasts: dict[str, torch.Tensor]) -> dict[str, dict[s
     verdicts: dict[str, dict[str, int]] = {key: {} for key in keys}
     if not keys:
         return verdicts
-    labels = judge_labels(judges, torch.cat([lasts[key] for key in keys]), batch=BATCH)
+    labels = judge_labels(judges, torch.cat([lasts[key] for key in keys]))
     for judge, top1 in zip(judges, labels.tolist(), strict=True):
         for key, label in zip(keys, top1, strict=True):
             verdicts[key][judge.entry.id] = label

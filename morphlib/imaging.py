@@ -54,6 +54,7 @@ __all__ = [
     "ImageError",
     "LoadedImage",
     "fit_to_size",
+    "grey_rows",
     "load_image",
     "rgb_to_yiq",
     "to_uint8",
@@ -80,6 +81,18 @@ def rgb_to_yiq(x: torch.Tensor) -> torch.Tensor:
 def yiq_to_rgb(x: torch.Tensor) -> torch.Tensor:
     """The inverse of :func:`rgb_to_yiq`."""
     return _mix_channels(x, YIQ_TO_RGB)
+
+
+def grey_rows(images: torch.Tensor) -> torch.Tensor:
+    """Which images ``(B, C, H, W)`` are grey in RGB (three equal channels): ``(B,)`` booleans; a
+    one-channel image is not (it has no colour to keep).
+
+    >>> grey_rows(torch.zeros(2, 3, 4, 4)).tolist(), grey_rows(torch.zeros(1, 1, 4, 4)).tolist()
+    ([True, True], [False])
+    """
+    if images.shape[1] != 3:
+        return torch.zeros(len(images), dtype=torch.bool)
+    return (images == images[:, :1]).flatten(1).all(1)
 
 
 def to_uint8(images: torch.Tensor) -> np.ndarray:

@@ -22,6 +22,7 @@ from torch import Tensor, nn
 
 from . import lbfgs
 from .edits import gaussian_blur
+from .engine.classifier import BATCH
 
 
 @dataclass
@@ -199,7 +200,7 @@ def driver_success(model: nn.Module, images: Tensor, target: int | Tensor) -> Te
 
 @torch.no_grad()
 @torch.no_grad()
-def judge_labels(judges: Sequence[nn.Module], images: Tensor, batch: int = 16) -> Tensor:
+def judge_labels(judges: Sequence[nn.Module], images: Tensor, batch: int = BATCH) -> Tensor:
     """Each judge's top-1 class of each image ``(B, C, H, W)``: ``(num_judges, B)`` on the CPU, scored
     ``batch`` images at a time on each judge's own device."""
     rows = []

@@ -109,7 +109,7 @@ class RunStore:
     # ------------------------------------------------------------------ rows
     def rows(self) -> list[dict]:
         """The rows, each key once (the first written); lines that are not rows are skipped (logged)."""
-        rows, _ = self._read()
+        rows, _, _ = self._read()
         return rows
 
     def append(self, rows: Iterable[dict]) -> int:
@@ -126,15 +126,16 @@ class RunStore:
                 os.fsync(f.fileno())
         return len(new)
 
-    def _read(self) -> tuple[list[dict], list[tuple[int, str, str]]]:
-        """Unique rows, and the bad lines as ``(line number, text, why)``."""
+    def _read(self) -> tuple[list[dict], list[tuple[int, str, str]], int]:
+        """Unique rows, the bad lines as ``(line number, text, why)``, and how many lines are not blank."""
         if not self.path.exists():
-            return [], []
-        rows, bad, seen = [], [], set()
+            return [], [], 0
+        rows, bad, seen, lines = [], [], set(), 0
         with self.path.open() as f:
             for number, line in enumerate(f, start=1):
                 if not line.strip():
                     continue
+                lines += 1
                 try:
                     row = json.loads(line)
                 except json.JSONDecodeError as err:
@@ -148,14 +149,11 @@ class RunStore:
                     rows.append(row)
         for number, _, why in bad:
             log.warning("%s line %d skipped: %s", self.path, number, why)
-        return rows, bad
+        return rows, bad, lines
 
     def _clean(self) -> list[dict]:
         """Rewrite the rows file without bad lines (kept in ``<rows>.bad``) or repeated keys; its rows."""
-        rows, bad = self._read()
-        if not self.path.exists():
-            return rows
-        lines = sum(1 for line in self.path.open() if line.strip())
+        rows, bad, lines = self._read()
         if bad or lines != len(rows):
             with self.path.with_name(self.path.name + ".bad").open("a") as f:
                 f.writelines(text if text.endswith("\n") else text + "\n" for _, text, _ in bad)

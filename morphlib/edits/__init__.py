@@ -21,7 +21,7 @@ synthesises ``F`` images at once.
 from . import pixel  # noqa: F401, I001
 from . import fourier  # noqa: F401
 from . import pyramid  # noqa: F401
-from .base import REGISTRY, Family, Params, params_abs_max, register, scale_params
+from .base import REGISTRY, Family, Params, params_abs_max, per_row, register, scale_params
 from .smoothing import gaussian_blur
 from .space import EditSpace
 
@@ -36,6 +36,7 @@ __all__ = [
     "Params",
     "gaussian_blur",
     "params_abs_max",
+    "per_row",
     "register",
     "scale_params",
 ]

@@ -14,7 +14,16 @@ from morphlib.transforms import SteerablePyramid
 #: Edit parameters: a tuple of real tensors (one per level and kind), each with a leading frame axis.
 Params = tuple[Tensor, ...]
 
-__all__ = ["REGISTRY", "Family", "Params", "edit_change", "params_abs_max", "register", "scale_params"]
+__all__ = [
+    "REGISTRY",
+    "Family",
+    "Params",
+    "edit_change",
+    "params_abs_max",
+    "per_row",
+    "register",
+    "scale_params",
+]
 
 
 class Family(ABC):
@@ -79,10 +88,17 @@ def edit_change(c0: Tensor, eta: Tensor | None, delta: Tensor | None) -> Tensor:
     return c0 * torch.polar(gain, delta) - c0
 
 
+def per_row(values: float | Tensor, like: Tensor) -> float | Tensor:
+    """A number for every row, or ``(B,)`` values shaped to broadcast over the rows of ``like``."""
+    if not isinstance(values, Tensor):
+        return values
+    return values.to(like).view(-1, *([1] * (like.ndim - 1)))
+
+
 def scale_params(params: Sequence[Tensor], factors: Tensor) -> Params:
     """Multiply parameters ``(1, ...)`` by ``factors`` ``(F,)`` to give ``F`` frames (or rows ``(B, ...)``
     by one factor each)."""
-    return tuple(p * factors.to(p).view(-1, *([1] * (p.ndim - 1))) for p in params)
+    return tuple(p * per_row(factors, p) for p in params)
 
 
 def params_abs_max(params: Sequence[Tensor]) -> Tensor:

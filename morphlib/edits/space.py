@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from morphlib.imaging import YIQ_TO_RGB, rgb_to_yiq
+from morphlib.imaging import YIQ_TO_RGB, grey_rows, rgb_to_yiq
 from morphlib.transforms import SteerablePyramid
 
 from .base import REGISTRY, Family, Params
@@ -63,7 +63,7 @@ class EditSpace:
         if image.ndim != 4 or image.shape[0] < 1:
             raise ValueError(f"EditSpace needs images (B, C, H, W), got shape {tuple(image.shape)}")
         self.image = image
-        grey = (image == image[:, :1]).flatten(1).all(1) if image.shape[1] == 3 else torch.tensor([False])
+        grey = grey_rows(image)
         if grey.any() and not grey.all():
             raise ValueError("a batch mixes grey and colour images; edit them in separate batches")
         self.grey = bool(grey.all())

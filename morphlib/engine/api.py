@@ -19,6 +19,7 @@ from torch import Tensor, nn
 
 from morphlib.config import MorphConfig, Strength
 from morphlib.edits import EditSpace
+from morphlib.imaging import grey_rows
 from morphlib.labels import class_names, resolve_class
 
 from .auto import STEPS, AutoStrength, auto_strength, meets, report
@@ -169,8 +170,7 @@ def _grouped(
     xs = [prepare_image(image, dtype=dtype, device=device) for image in images]
     groups: dict[tuple, list[int]] = {}
     for i, x in enumerate(xs):
-        grey = x.shape[1] == 3 and bool((x == x[:, :1]).all())
-        groups.setdefault((tuple(x.shape), grey), []).append(i)
+        groups.setdefault((tuple(x.shape), bool(grey_rows(x)[0])), []).append(i)
     return [
         (
             rows,

@@ -15,7 +15,7 @@ import torch
 from torch import Tensor, nn
 
 from morphlib.config import MorphConfig
-from morphlib.edits import EditSpace, Params, params_abs_max, scale_params
+from morphlib.edits import EditSpace, Params, params_abs_max, per_row, scale_params
 from morphlib.objectives import class_loss
 from morphlib.transforms.base import CHUNK_VALUES
 
@@ -25,7 +25,7 @@ from .search import NO_CHANGE, PROBE, BudgetUnreachable, solve_rows
 #: Picks a row's (target, source) from its class probabilities ``(N,)``.
 Resolver = Callable[[Tensor], tuple[int, int]]
 
-__all__ = ["Gradient", "Step", "class_gradient", "per_row"]
+__all__ = ["Gradient", "Step", "class_gradient", "distances"]
 
 
 @dataclass
@@ -40,11 +40,9 @@ class Step:
     sources: list[int]
 
 
-def per_row(values: float | Tensor, like: Tensor) -> float | Tensor:
-    """A number for every row, or ``(B,)`` values shaped to broadcast over the rows of ``like``."""
-    if not isinstance(values, Tensor):
-        return values
-    return values.to(like).view(-1, *([1] * (like.ndim - 1)))
+def distances(images: Tensor, x0: Tensor) -> list[float]:
+    """L2 distance of each image ``(B, C, H, W)`` from its source (row ``b`` of ``x0``)."""
+    return [float((image - x).norm()) for image, x in zip(images, x0, strict=True)]
 
 
 def class_gradient(
@@ -259,10 +257,6 @@ class Gradient:
         """``n`` frames of a one-image gradient at amplifications evenly spaced from 0 to ``alpha_max``."""
         return self.render(torch.linspace(0.0, float(alpha_max), int(n)))
 
-    def distances(self, frames: Tensor) -> list[float]:
-        """L2 distance of each image's frame ``(B, C, H, W)`` from its input."""
-        return [float((f - x).norm()) for f, x in zip(frames, self.image, strict=True)]
-
     def l2(self, alpha: float) -> float:
         """L2 distance of the (clipped) frame at ``alpha`` from the input (one image)."""
         key = float(alpha)
@@ -276,7 +270,7 @@ class Gradient:
         n = len(self)
 
         def distance(alphas: Tensor) -> list[float]:  # one image: cached, a re-render searches for free
-            return [self.l2(float(alphas[0]))] if n == 1 else self.distances(self.render(alphas))
+            return [self.l2(float(alphas[0]))] if n == 1 else distances(self.render(alphas), self.image)
 
         slopes = [d / PROBE for d in distance(torch.full((n,), PROBE))]
         if 0 in slopes:

@@ -25,10 +25,10 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from morphlib.edits import EditSpace, Params
+from morphlib.edits import EditSpace, Params, per_row
 
 from .classifier import probabilities
-from .gradient import Gradient, class_gradient, per_row
+from .gradient import Gradient, class_gradient, distances
 from .search import PROBE, BudgetUnreachable, solve_rows, stalled
 
 #: ``stop(probs, rows)``: whether the path of each image ``rows[j]`` stops at its current frame,
@@ -124,9 +124,6 @@ class _Walk:
         source = self.images[-1] if config.regime == "step-local" else self.x0
         self.space = EditSpace(config.family, source, config.luma_only, self.space.pyramid)
 
-    def distances(self, images: Tensor) -> list[float]:
-        return [float((image - x).norm()) for image, x in zip(images, self.x0, strict=True)]
-
 
 def iterate(
     grad: Gradient,
@@ -192,9 +189,9 @@ def iterate(
 
             def distance(sizes: Tensor, line: _Line = line, tried: dict = tried) -> list[float]:
                 tried["sizes"], tried["images"] = sizes, line.image(sizes)
-                return walk.distances(tried["images"])
+                return distances(tried["images"], walk.x0)
 
-            current = walk.distances(walk.images[-1])
+            current = distances(walk.images[-1], walk.x0)
             if guess is None:
                 probed = distance(torch.full((len(walk.live),), PROBE))
                 guess = [
