@@ -12,8 +12,8 @@ Examples
 >>> config = MorphConfig(family="pixel", regime="persistent")
 >>> config.replace(loss="margin").loss
 'margin'
->>> Strength.budget(2.0), Strength.auto(goal=0.9).describe()
-(Strength(kind='budget', value=2.0, goal=None, cap_rms=0.28), 'auto (p >= 0.90, cap RMS 0.28)')
+>>> Strength.budget(2.0), Strength.auto(goal=0.9).describe(), Strength.auto("top-1+50%").goal
+(Strength(kind='budget', value=2.0, goal=None, cap_rms=0.28), 'auto (p >= 0.90, cap RMS 0.28)', Goal(rule='overshoot', value=0.5))
 >>> MorphConfig(regime="frozn")
 Traceback (most recent call last):
 ...
@@ -30,6 +30,7 @@ from typing import Any
 
 from .edits import FAMILIES
 from .objectives import LOSSES
+from .stopping import Goal
 from .transforms import BANDWIDTHS, SteerablePyramid
 
 #: Regimes: one gradient at the source, a gradient flow anchored to it, or re-analysis at every step.
@@ -48,6 +49,7 @@ MAX_AMPLIFICATION = 50.0
 __all__ = [
     "AUTO_MAX_RMS",
     "DEFAULT_RMS_BUDGET",
+    "Goal",
     "MAX_AMPLIFICATION",
     "PAPER",
     "RECOMMENDED",
@@ -225,11 +227,12 @@ class Strength:
         ``budget``: the last frame lies at L2 distance ``value`` from the input (clipped
         frames, all channels).  ``amplification``: ``value`` is the largest parameter change
         of the last frame (radians of phase, nepers, or pixel values).  ``auto``: the morph
-        ends where the target first meets ``goal``, searched up to ``cap_rms``.
+        ends where its stopping rule ``goal`` says, searched up to ``cap_rms``.
     value : float or None
         The budget or amplification (``None`` for auto).
-    goal : float or None
-        Auto only: the target probability to reach; ``None``: the target becomes the top-1 class.
+    goal : Goal or None
+        Auto only: the stopping rule (:class:`~morphlib.stopping.Goal`; given as a Goal, a spec
+        such as ``"top-1+50%"``, a probability, or ``None`` for top-1).  ``None`` otherwise.
     cap_rms : float
         Auto only: the search cap, as an RMS change per value (the L2 cap is
         ``cap_rms * sqrt(C*H*W)``).  The one unit for the cap in the library, CLI and app.
@@ -237,7 +240,7 @@ class Strength:
 
     kind: str = "budget"
     value: float | None = None
-    goal: float | None = None
+    goal: Goal | None = None
     cap_rms: float = AUTO_MAX_RMS
 
     def __post_init__(self) -> None:
@@ -245,11 +248,7 @@ class Strength:
         if self.kind == "auto":
             if self.value is not None:
                 raise ValueError("an auto strength has no value; give its goal and cap_rms")
-            if self.goal is not None:
-                goal = _number("goal", self.goal, allow_low=False)
-                if goal >= 1:
-                    raise ValueError(f"the goal probability must lie strictly between 0 and 1, got {goal}")
-                object.__setattr__(self, "goal", goal)
+            object.__setattr__(self, "goal", Goal.parse(self.goal))
         else:
             if self.value is None:
                 raise ValueError(f"a {self.kind} strength needs a value")
@@ -281,10 +280,11 @@ class Strength:
         return cls("amplification", alpha)
 
     @classmethod
-    def auto(cls, goal: float | None = None, cap_rms: float = AUTO_MAX_RMS) -> Strength:
-        """End where the target's probability reaches ``goal`` (``None``: where it becomes top-1),
+    def auto(cls, goal: Goal | str | float | None = None, cap_rms: float = AUTO_MAX_RMS) -> Strength:
+        """End where the stopping rule ``goal`` says (see :class:`~morphlib.stopping.Goal`; a
+        probability: where p(target) reaches it; ``None``: where the target becomes top-1),
         searching no further than an RMS change of ``cap_rms`` per value."""
-        return cls("auto", None, goal, cap_rms)
+        return cls("auto", None, Goal.parse(goal), cap_rms)
 
     @classmethod
     def default_budget(cls, values: int) -> Strength:
@@ -297,8 +297,8 @@ class Strength:
 
     @property
     def goal_text(self) -> str:
-        """``"top-1"`` or ``"p >= 0.90"``."""
-        return "top-1" if self.goal is None else f"p >= {self.goal:.2f}"
+        """The stopping rule for people (``"top-1"``, ``"p >= 0.90"``, ...; ``""`` for no auto)."""
+        return "" if self.goal is None else self.goal.text
 
     def describe(self) -> str:
         """One line for people."""
@@ -312,7 +312,7 @@ class Strength:
 #: csp-joint on a step-local path (it can draw new strokes on a black background, where a phase
 #: shift cannot), amplitude-weighted smoothing of 1 px.  On real MNIST with the robust driver it
 #: flipped 83/90 pairs (92 %) within the cap; ``docs/method.md`` has the measurements.
-RECOMMENDED = MorphConfig(family="csp-joint", regime="step-local", smooth_sigma=1.0)
+RECOMMENDED = MorphConfig(family="csp-joint", regime="step-local", smooth_sigma=1.0, luma_only=True)
 #: Auto strength stops where the driver is this confident (judges lag the driver at the first flip).
 RECOMMENDED_STRENGTH = Strength.auto(goal=0.9)
 #: The published method (Mahdisoltani et al., 2025): one gradient of the CSP phases, extrapolated.

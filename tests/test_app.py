@@ -23,7 +23,8 @@ from PIL import Image
 
 from morphlib.app import handlers
 from morphlib.app.examples import example_by_name, load_examples
-from morphlib.app.settings import MAX_PROB, Settings
+from morphlib.app.settings import Settings
+from morphlib.stopping import CHOICES
 
 DIGIT = str(example_by_name("digit-3").file)
 MODEL = "digits-cnn-robust"
@@ -120,13 +121,13 @@ def test_frame_needs_a_morph_first(server):
 def test_auto_strength_finds_where_the_target_wins(client):
     summary, message = morph(client, family="pixel", mode="auto", strength=0, frames=4)[6:8]
     assert summary["auto"]["reached"] and summary["frames"][-1]["top5"][0][0] == "9"
-    assert "becomes p >= 0.90" in message  # the default goal: a confident target
+    assert "meets the goal (p >= 0.90)" in message  # the default goal: a confident target
 
 
 def test_auto_strength_says_when_the_cap_comes_first(client):
     summary, message = morph(client, family="csp-phase", mode="auto", strength=0.07, frames=3)[6:8]  # RMS cap
     assert not summary["auto"]["reached"]
-    assert "never became p >= 0.90" in message and "cap" in message
+    assert "never met the goal (p >= 0.90)" in message and "cap" in message
 
 
 def test_compare_families_side_by_side_at_one_budget(client):
@@ -154,7 +155,7 @@ def test_permalinks_round_trip_through_the_api(client):
         regime="step-local",
         mode="budget",
         strength=2.5,
-        prob=0.0,
+        goal="top-1",
         frames=9,
         orientations=6,
         bandwidth="half-octave",
@@ -220,8 +221,8 @@ def test_concurrency_bounds_the_compute_events(server, monkeypatch):
         compute = [fn for fn in demo.fns.values() if fn.concurrency_id == "compute"]
         assert len(compute) >= 3 and {fn.concurrency_limit for fn in compute} == {concurrency}
         assert {fn.api_name for fn in compute} >= {"morph", "compare"}
-    prob = next(b for b in demo.blocks.values() if getattr(b, "elem_id", None) == "prob")
-    assert prob.maximum == MAX_PROB
+    goal = next(b for b in demo.blocks.values() if getattr(b, "elem_id", None) == "goal")
+    assert [c[1] for c in goal.choices] == list(CHOICES)
 
 
 @pytest.mark.parametrize(("device", "message"), [("gpu", "unknown device 'gpu'"), ("cuda", "CUDA is not")])

@@ -31,7 +31,8 @@ from morphlib.app.engine import (
     device_problem,
 )
 from morphlib.app.examples import example_by_name, find_example, load_examples
-from morphlib.app.settings import MAX_FRAMES, MAX_PROB, Settings, parse_bool, wants_run
+from morphlib.app.settings import MAX_FRAMES, Settings, parse_bool, wants_run
+from morphlib.stopping import CHOICES
 from morphlib.imaging import ImageError, fit_to_size, load_image
 from morphlib.zoo import ModelUnavailableError, read_manifest
 from morphlib.zoo.manifest import DEFAULT_MANIFEST
@@ -275,7 +276,7 @@ CASES = [
         phase_cap=1.5,
         smooth_sigma=0.75,
     ),
-    Settings(model="digits-cnn", target="3", mode="auto", prob=0.9, strength=20.0),
+    Settings(model="digits-cnn", target="3", mode="auto", goal="top-1+50%", strength=20.0),
 ]
 
 
@@ -310,8 +311,8 @@ def test_bad_query_parameters_are_skipped_with_warnings():
         ({"strength": -1.0}, "strength must be at least 0"),
         ({"family": "csp-amplitudes"}, "unknown family"),
         ({"orientations": 1}, "orientations"),
-        ({"prob": 1.0}, "prob must be at least 0 and at most 0.99"),
-        ({"prob": 0.995}, "prob must be at least 0 and at most 0.99"),
+        ({"goal": "p1.5"}, "unknown goal 'p1.5'"),
+        ({"goal": "sideways"}, "unknown goal"),
     ],
 )
 def test_validation_names_the_bad_setting(changes, message):
@@ -319,16 +320,17 @@ def test_validation_names_the_bad_setting(changes, message):
         Settings(**changes).validated()
 
 
-def test_the_largest_prob_of_a_link_is_the_sliders():
-    assert Settings.from_query(f"prob={MAX_PROB}") == (Settings(prob=MAX_PROB), [])
-    assert Settings.from_query(f"prob={MAX_PROB + 0.005}")[1]  # beyond the slider: a warning
+def test_every_stopping_rule_is_offered_and_survives_a_link():
+    for goal in CHOICES:
+        assert Settings.from_query(Settings(goal=goal).to_query()) == (Settings(goal=goal), [])
+    assert Settings.from_query("goal=p0.95")[1]  # not one of the rules offered: a warning
 
 
 @pytest.mark.parametrize("value", [0.1234567, 1 / 3, 12.5, 3.0, 1e-7, 9999.0625])
 def test_floats_round_trip_exactly_through_links(value):
     s = Settings(model="m", strength=value, smooth_sigma=value % 100)
     assert Settings.from_query(s.to_query()) == (s, [])
-    assert "strength=3&" in Settings(strength=3.0, prob=0.5).to_query() + "&"
+    assert "strength=3&" in Settings(strength=3.0, goal="p0.5").to_query() + "&"
 
 
 def test_gradio_query_parameters_are_ignored_silently():

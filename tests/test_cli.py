@@ -22,17 +22,19 @@ from morphlib.cli import main
 from morphlib.cli import morph as cli_morph
 from morphlib.cli import study as cli_study
 from morphlib.cli import train as cli_train
+from morphlib.stopping import Goal
 from morphlib.transforms import BANDWIDTHS
 
 
 def test_the_help_texts_mirror_the_library():
     """--help imports no torch, so the commands keep copies of a few names and defaults: they agree."""
-    assert (cli_morph.DEFAULT_FAMILY, cli_morph.DEFAULT_REGIME, cli_morph.DEFAULT_SMOOTH) == (
+    assert (cli_morph.DEFAULT_FAMILY, cli_morph.DEFAULT_REGIME, cli_morph.DEFAULT_SMOOTH, cli_morph.DEFAULT_LUMA) == (
         RECOMMENDED.family,
         RECOMMENDED.regime,
         RECOMMENDED.smooth_sigma,
+        RECOMMENDED.luma_only,
     )
-    assert (cli_morph.DEFAULT_GOAL, cli_morph.DEFAULT_CAP_RMS) == (
+    assert (Goal.parse(cli_morph.DEFAULT_GOAL), cli_morph.DEFAULT_CAP_RMS) == (
         RECOMMENDED_STRENGTH.goal,
         RECOMMENDED_STRENGTH.cap_rms,
     )
@@ -111,5 +113,5 @@ def test_the_readmes_first_command_changes_the_class(tmp_path, capsys):
     assert main(argv) == 0
     out = capsys.readouterr().out
     rows = [row.split() for row in out.splitlines() if row.strip()[:1].isdigit()]
-    assert "becomes p >= 0.90" in out and rows[0][-1] != "3" and rows[-1][-1] == "3"
+    assert "meets the goal (p >= 0.90)" in out and rows[0][-1] != "3" and rows[-1][-1] == "3"
     assert (tmp_path / "out" / "morph.gif").is_file()

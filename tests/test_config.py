@@ -8,6 +8,7 @@ import torch
 import morphlib
 from morphlib import RECOMMENDED, RECOMMENDED_STRENGTH, MorphConfig, Strength, gradient, morph, morph_batch
 from morphlib.engine import Gradient
+from morphlib.stopping import Goal
 from morphlib.zoo import load
 
 
@@ -39,7 +40,7 @@ def test_strength_has_one_unit_for_the_cap():
         "step-local",
         1.0,
     )
-    assert (RECOMMENDED_STRENGTH.goal, RECOMMENDED_STRENGTH.cap_rms) == (0.9, 0.28)
+    assert (RECOMMENDED_STRENGTH.goal, RECOMMENDED_STRENGTH.cap_rms) == (Goal("p", 0.9), 0.28)
 
 
 def test_a_gradient_serves_only_its_own_settings(digits):

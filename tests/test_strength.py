@@ -44,7 +44,7 @@ def test_finds_the_smallest_budget_that_makes_the_target_top1(digit):
     assert top1(g, 0.95 * found.alpha) != "4"  # the pixel path is monotone here: smaller is not enough
     assert found.budget == pytest.approx(g.l2(found.alpha), rel=1e-4)
     assert 0 < found.budget < found.max_budget == pytest.approx(0.28 * g.image.numel() ** 0.5)
-    assert "becomes top-1" in found.message
+    assert "meets the goal (top-1)" in found.message
 
 
 def test_a_stated_probability_is_reached_earlier_than_top1(digit):
@@ -60,7 +60,7 @@ def test_cap_reached_first_is_reported_with_the_morph_at_the_cap(digit):
     found = auto_strength(g, Strength.auto(cap_rms=6.0 / g.image.numel() ** 0.5))
     assert not found.reached
     assert found.budget == pytest.approx(6.0, rel=0.02)
-    assert "never became top-1" in found.message and "cap" in found.message
+    assert "never met the goal (top-1)" in found.message and "cap" in found.message
 
 
 def test_a_phase_edit_that_saturates_below_the_cap_is_searched_up_to_its_limit():
@@ -145,7 +145,7 @@ def test_auto_morph_says_when_the_cap_comes_first(mnist_digit):
         regime="persistent",
         max_budget=0.3,
     )
-    assert not found.reached and "never became top-1" in found.message and "cap" in found.message
+    assert not found.reached and "never met the goal (top-1)" in found.message and "cap" in found.message
     assert float(result.l2[-1]) == pytest.approx(0.3, rel=0.02)
 
 

@@ -202,7 +202,7 @@ def morph_strength(s: Settings, values: int) -> Strength:
     """The :class:`~morphlib.config.Strength` that ``s`` sets for an image of ``values`` (C*H*W) values;
     a strength of 0 is the default of its mode."""
     if s.mode == "auto":
-        return Strength.auto(goal=s.prob or None, cap_rms=s.strength or Strength.auto().cap_rms)
+        return Strength.auto(goal=s.goal, cap_rms=s.strength or Strength.auto().cap_rms)
     if s.mode == "budget":
         return Strength.budget(s.strength) if s.strength else Strength.default_budget(values)
     if s.strength <= 0:

@@ -25,7 +25,12 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from morphlib.config import RECOMMENDED, RECOMMENDED_STRENGTH, REGIMES
+from morphlib.stopping import CHOICES as GOAL_CHOICES
 from morphlib.transforms import BANDWIDTHS
+
+assert RECOMMENDED_STRENGTH.goal is not None
+#: The default stopping rule of auto mode, as a spec (one of :data:`GOAL_CHOICES`).
+RECOMMENDED_GOAL = RECOMMENDED_STRENGTH.goal.spec
 
 #: Edit families offered by the app, default (:data:`morphlib.config.RECOMMENDED`) first.
 FAMILIES: tuple[str, ...] = ("csp-joint", "csp-phase", "fourier-phase", "pixel")
@@ -33,8 +38,6 @@ FAMILIES: tuple[str, ...] = ("csp-joint", "csp-phase", "fourier-phase", "pixel")
 MODES: tuple[str, ...] = ("auto", "budget", "alpha")
 MAX_FRAMES = 64
 MAX_ORIENTATIONS = 8
-#: Largest ``prob`` (auto mode's goal probability), for the UI's slider and the permalinks alike.
-MAX_PROB = 0.99
 #: Largest ``strength``: far beyond any reachable L2 budget (an RGB 224 px image spans at most
 #: 388) or useful amplification, and small enough that no product with a gradient overflows.
 MAX_STRENGTH = 10_000.0
@@ -45,7 +48,6 @@ GRADIO_PARAMS = frozenset({"view"})
 __all__ = [
     "FAMILIES",
     "MAX_FRAMES",
-    "MAX_PROB",
     "MAX_STRENGTH",
     "MODES",
     "SPECS",
@@ -111,16 +113,17 @@ class Settings:
     family, regime : str
         Edit family (:data:`FAMILIES`) and regime (``frozen``, ``persistent``, ``step-local``).
     mode : {"auto", "budget", "alpha"}
-        ``auto``: the smallest L2 budget at which the target wins (``prob`` = 0: becomes
-        top-1; else reaches that probability), searched up to an RMS change of ``strength``;
+        ``auto``: the morph ends where the stopping rule ``goal`` says, searched up to an RMS
+        change of ``strength``;
         ``budget``: ``strength`` is the L2 distance of the last frame from the input;
         ``alpha``: ``strength`` is the raw amplification.
     strength : float
         See ``mode``; 0 means the default: a budget of RMS 0.05 per value in ``budget`` mode,
         a search cap of :data:`~morphlib.config.AUTO_MAX_RMS` in ``auto`` mode (the cap is an RMS
         change per value, as in the library and the CLI; ``alpha`` mode needs a value).
-    prob : float
-        ``auto`` mode's goal probability, ``0`` for "becomes top-1".
+    goal : str
+        ``auto`` mode's stopping rule, a :class:`~morphlib.stopping.Goal` spec of
+        :data:`~morphlib.stopping.CHOICES` (``top-1``, ``p0.9``, ``top-1+50%``, ...).
     frames : int
         Number of frames, 2 to :data:`MAX_FRAMES`.
     orientations : int
@@ -171,11 +174,16 @@ class Settings:
             elem_id="strength",
         ),
     )
-    prob: float = _setting(
-        RECOMMENDED_STRENGTH.goal,
-        low=0.0,
-        high=MAX_PROB,
-        widget=Widget("slider", "auto: target probability", "0 = becomes top-1", elem_id="prob", step=0.01),
+    goal: str = _setting(
+        RECOMMENDED_GOAL,
+        choices=GOAL_CHOICES,
+        widget=Widget(
+            "dropdown",
+            "auto: stop at",
+            "top-1: the target wins · p0.9: it reaches p 0.9 · top-1+50%: on to 1.5× that distance · "
+            "plateau: once it wins, where p stops rising · margin: log-odds over the runner-up · cap: the whole path",
+            elem_id="goal",
+        ),
     )
     frames: int = _setting(16, low=2, high=MAX_FRAMES, widget=Widget("slider", "Frames", elem_id="frames"))
     orientations: int = _setting(
@@ -188,7 +196,7 @@ class Settings:
         "octave", choices=tuple(sorted(BANDWIDTHS)), widget=Widget("radio", "Bandwidth", elem_id="bandwidth")
     )
     luma_only: bool = _setting(
-        False, query="luma", widget=Widget("checkbox", "Luma only (keep the colours)", elem_id="luma-only")
+        RECOMMENDED.luma_only, query="luma", widget=Widget("checkbox", "Luma only (keep the colours)", elem_id="luma-only")
     )
     phase_cap: float = _setting(
         0.0,

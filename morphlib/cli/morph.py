@@ -5,10 +5,14 @@ or data:SET:INDEX for image INDEX of the test split (seed 0) of a bundled data s
 data:mnist:0.  The image is fitted to the model's input size (cover, centre crop), as the
 app does, unless --full-size is given.
 
-Without --budget or --alpha the strength is automatic: the morph stops where the target's
-probability reaches --goal, searched up to an RMS change of --auto per value.  The other
-defaults (family, regime, smoothing) are the recommended settings (morphlib.config.RECOMMENDED),
-chosen by the settings study; docs/method.md explains each one.
+Without --budget or --alpha the strength is automatic: the morph stops where the stopping
+rule --goal says, searched up to an RMS change of --auto per value.  A rule is written
+top-1 (the target becomes the top class), p0.9 (its probability reaches 0.9), top-1+50%
+(on past top-1 to 1.5 times that distance), plateau0.01 (once top-1, where p rises by less
+than 0.01 a step), margin2 (log-odds margin over the runner-up) or cap (the whole path).
+The other defaults (family, regime, smoothing, luma-only) and the rule are the recommended
+settings (morphlib.config.RECOMMENDED), chosen by the settings study; docs/method.md explains
+each one.
 """
 
 from __future__ import annotations
@@ -18,8 +22,8 @@ from pathlib import Path
 
 #: The values of the recommended settings shown in --help (morphlib.config holds the real ones;
 #: tests/test_cli.py checks that the two agree), so that --help imports no torch.
-DEFAULT_FAMILY, DEFAULT_REGIME, DEFAULT_SMOOTH = "csp-joint", "step-local", 1.0
-DEFAULT_GOAL, DEFAULT_CAP_RMS = 0.9, 0.28
+DEFAULT_FAMILY, DEFAULT_REGIME, DEFAULT_SMOOTH, DEFAULT_LUMA = "csp-joint", "step-local", 1.0, True
+DEFAULT_GOAL, DEFAULT_CAP_RMS = "p0.9", 0.28
 FAMILIES = ("pixel", "fourier-phase", "csp-phase", "csp-joint", "csp-amplitude")
 REGIMES = ("frozen", "persistent", "step-local")
 LOSSES = ("nll", "margin", "contrast")
@@ -84,12 +88,17 @@ def add_command(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--goal",
         "--goal-prob",
-        type=float,
         default=DEFAULT_GOAL,
-        help="auto strength's goal: the target's probability to reach (0: the target becomes top-1)",
+        help="auto strength's stopping rule: top-1, pP, top-1+N%%, plateauR, marginM or cap (a bare "
+        "probability P means pP, 0 means top-1)",
     )
     p.add_argument("--loss", default="nll", choices=LOSSES, help="class loss")
-    p.add_argument("--luma-only", action="store_true", help="edit only the YIQ luma, keep the chroma")
+    p.add_argument(
+        "--luma-only",
+        action=argparse.BooleanOptionalAction,
+        default=DEFAULT_LUMA,
+        help="edit only the YIQ luma of a colour image, keep its chroma (no new colour)",
+    )
     p.add_argument(
         "--phase-cap", type=_positive_float, help="largest phase increment, radians (default: none)"
     )
@@ -137,9 +146,7 @@ def config_from(args: argparse.Namespace):
         return config, Strength.budget(args.budget)
     if args.alpha is not None:
         return config, Strength.amplification(args.alpha)
-    if not 0 <= args.goal < 1:
-        raise ValueError(f"--goal must lie in [0, 1), got {args.goal}")
-    return config, Strength.auto(goal=args.goal or None, cap_rms=args.auto)
+    return config, Strength.auto(goal=args.goal, cap_rms=args.auto)
 
 
 def read_image(spec: str, size: tuple[int, int] | None):

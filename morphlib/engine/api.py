@@ -22,7 +22,7 @@ from morphlib.edits import EditSpace
 from morphlib.imaging import grey_rows
 from morphlib.labels import class_names, resolve_class
 
-from .auto import STEPS, AutoStrength, auto_strength, meets, report
+from .auto import STEPS, AutoStrength, Stopper, auto_strength, meets, report
 from .classifier import check_model, device_dtype, eval_mode
 from .gradient import Gradient, Resolver, class_gradient
 from .inputs import prepare_image
@@ -131,6 +131,7 @@ def _start(
     config: MorphConfig,
 ) -> Gradient:
     """The first gradient of the images ``x`` ``(B, C, H, W)`` (all grey or all colour, one size)."""
+    config = _seen_by(model, x, config)
     space = EditSpace(config.family, x, config.luma_only, config.pyramid.build())
     labels: list[str] = []
     resolve = [_resolver(model, t, s, labels) for t, s in zip(targets, sources, strict=True)]
@@ -147,6 +148,16 @@ def _start(
                 "edit to act on (a blank image?)"
             )
     return Gradient(model, space, step, labels, config)
+
+
+def _seen_by(model: nn.Module, x: Tensor, config: MorphConfig) -> MorphConfig:
+    """``config`` as it applies to colour images ``x`` sent to ``model``: a one-channel model sees
+    their luma only, so only the luma is edited (a chroma edit would paint colour the model never
+    asked for; the image keeps its own colours)."""
+    channels = getattr(getattr(model, "preprocess", None), "channels", None)
+    if x.shape[1] == 3 and channels == 1 and not config.luma_only:
+        return config.replace(luma_only=True)
+    return config
 
 
 def _grouped(
@@ -312,7 +323,7 @@ def _reused(
     x = prepare_image(image, dtype=grad.image.dtype, device=grad.image.device)
     if x.shape != grad.image.shape or not torch.equal(x, grad.image):
         raise ValueError("grad was computed for another image")
-    return grad if config is None else grad.reconfigured(config)
+    return grad if config is None else grad.reconfigured(_seen_by(model, x, config))
 
 
 def morph_batch(
@@ -382,7 +393,7 @@ def _run(
 def _auto(
     grad: Gradient, strength: Strength, frames: int, progress: ProgressArg
 ) -> list[MorphResult | BudgetUnreachable]:
-    """Auto strength: each image's path ends where its target first meets the goal (or at the cap)."""
+    """Auto strength: each image's path ends where its stopping rule says (or at the cap)."""
     config, x0 = grad.config, grad.image
     cap = strength.cap_l2(x0[0].numel())
     run = dict(frames=frames, budget=None, alpha=None)
@@ -418,7 +429,7 @@ def _auto(
     elif todo:
         walking = grad.rows(todo)
         step = _reporter(progress, STEPS, f"{config.regime} morph (auto strength)")
-        stop = lambda probs, rows: meets(strength, probs, [walking.targets[r] for r in rows])  # noqa: E731
+        stop = Stopper(strength, walking.probs, walking.targets, cap / STEPS)
         walked = iterate(walking, STEPS + 1, budget=cap, stop=stop, report=step)
         shown = _shown_frames(walking, walked, frames, strength)
         for j, (path, view) in enumerate(zip(walked, shown, strict=True)):
@@ -450,7 +461,7 @@ def _shown_frames(
     """The ``frames`` frames each auto walk shows: the whole path from the input to where the walk
     stopped, in ``frames`` steps of equal L2 (the path walked again at that budget when the walk took
     fewer steps than that); a walk the second path does not end like (its goal no longer met, or its
-    budget out of reach) is shown as walked, evenly thinned."""
+    budget out of reach) is shown as walked, its frames evenly thinned, or held where it has fewer."""
     paths = [p for p in walked if isinstance(p, Path)]
     if len(paths) != len(walked):
         raise AssertionError("an auto walk ends where it stops, never in an error")
@@ -468,7 +479,8 @@ def _shown_frames(
             ):
                 shown.append(new)
                 continue
-        keep = torch.linspace(0, len(path.images) - 1, min(frames, len(path.images))).round().long().unique()
+        # as walked, thinned (or its frames held) to the frames asked for
+        keep = torch.linspace(0, len(path.images) - 1, frames).round().long()
         shown.append(Path(path.images[keep], path.alphas[keep], path.probs[keep]))
     return shown
 

@@ -1,13 +1,15 @@
-"""Automatic strength: the morph ends where the target first meets the goal, searched up to a cap.
+"""Automatic strength: the morph ends where its stopping rule says, searched up to a cap.
 
-Frozen paths (:func:`auto_strength`): the path ``α ↦ clip(x(−α·g))`` is sampled at
-``SAMPLES`` evenly spaced amplifications up to the cap (the amplification whose frame lies
-at the cap's L2 distance, or where the edit saturates if it never gets that far), scored in
-batches; the first sample that meets the goal is refined by bisection against the sample
-before it.  No backward pass: only the cached :class:`~morphlib.engine.Gradient` is
-rendered and scored.  Iterative paths walk ``STEPS`` equal L2 steps up to the cap and stop
-at the first frame that meets the goal (:mod:`morphlib.engine.paths`).  Both report an
-:class:`AutoStrength`, with the one set of messages below.
+The rule is a :class:`~morphlib.stopping.Goal` (top-1, p >= x, an overshoot past top-1, a
+plateau of p(target), a log-odds margin, or the cap).  Frozen paths (:func:`auto_strength`):
+the path ``α ↦ clip(x(−α·g))`` is sampled at ``SAMPLES`` evenly spaced amplifications up to
+the cap (the amplification whose frame lies at the cap's L2 distance, or where the edit
+saturates if it never gets that far), scored in batches; where the rule stops at the first
+frame that meets a threshold (top-1, p, margin), that sample is refined by bisection against
+the sample before it; the other rules stop at a sample.  No backward pass: only the cached
+:class:`~morphlib.engine.Gradient` is rendered and scored.  Iterative paths walk ``STEPS``
+equal L2 steps up to the cap and ask the rule after every step (:func:`Stopper`).  Both
+report an :class:`AutoStrength`, with the one set of messages below.
 
 Examples
 --------
@@ -30,6 +32,7 @@ import torch
 from torch import Tensor
 
 from morphlib.config import Strength
+from morphlib.stopping import THRESHOLD_RULES, Goal, Track
 
 from .gradient import Gradient
 from .search import PROBE, BudgetUnreachable
@@ -39,7 +42,7 @@ REFINE = 6
 #: Steps of an iterative path searched by auto strength (its budget resolution: cap / STEPS).
 STEPS = 24
 
-__all__ = ["REFINE", "SAMPLES", "STEPS", "AutoStrength", "auto_strength", "meets", "report"]
+__all__ = ["REFINE", "SAMPLES", "STEPS", "AutoStrength", "Stopper", "auto_strength", "meets", "report"]
 
 
 @dataclass(frozen=True)
@@ -62,7 +65,7 @@ class AutoStrength:
         When the edit cannot reach the cap (phase edits are bounded), the largest L2 distance
         it reaches; ``None`` otherwise.
     goal : str
-        ``"top-1"`` or ``"p >= 0.xx"``.
+        The stopping rule for people (``"top-1"``, ``"p >= 0.90"``, ``"top-1 + 50 %"``, ...).
     message : str
         One sentence for the user saying what was found.
     """
@@ -77,13 +80,39 @@ class AutoStrength:
     message: str
 
 
-def meets(strength: Strength, probs: Tensor, targets: int | Sequence[int]) -> Tensor:
-    """Which rows of class probabilities ``(K, N)`` meet the auto goal ``(K,)``, for one target or one
-    per row."""
-    t = torch.as_tensor(targets, dtype=torch.long, device=probs.device).expand(len(probs))
+def _goal(strength: Strength) -> Goal:
     if strength.goal is None:
-        return probs.argmax(dim=1) == t
-    return probs.gather(1, t[:, None])[:, 0] >= strength.goal
+        raise ValueError(f"an auto strength is needed, got {strength.describe()}")
+    return strength.goal
+
+
+def meets(strength: Strength, probs: Tensor, targets: int | Sequence[int]) -> Tensor:
+    """Which rows of class probabilities ``(K, N)`` reach the target as the auto goal counts it
+    (:meth:`~morphlib.stopping.Goal.met`), ``(K,)``; one target for all rows or one per row."""
+    goal = _goal(strength)
+    t = [targets] * len(probs) if isinstance(targets, int) else list(targets)
+    return torch.tensor([goal.met(row, ti) for row, ti in zip(probs, t, strict=True)], dtype=torch.bool)
+
+
+class Stopper:
+    """The ``stop`` of an iterative walk (:func:`morphlib.engine.paths.iterate`) for a stopping rule.
+
+    Frame ``k`` of the walk lies at L2 ``k · step``; the stopper keeps each row's probabilities
+    so far, so that rules that look back (overshoot, plateau) are asked on the whole path.
+    """
+
+    def __init__(self, strength: Strength, start: Tensor, targets: Sequence[int], step: float):
+        self.goal, self.targets, self.step = _goal(strength), list(targets), step
+        self.seen: list[list[Tensor]] = [[p.detach()] for p in start]  # frame 0 of each row
+
+    def __call__(self, probs: Tensor, rows: list[int]) -> Tensor:
+        done = []
+        for row, p in zip(rows, probs, strict=True):
+            self.seen[row].append(p.detach())
+            path = torch.stack(self.seen[row])
+            l2 = self.step * torch.arange(len(path), dtype=torch.float64)
+            done.append(self.goal.stop(Track.of(path, self.targets[row], l2)) == len(path) - 1)
+        return torch.tensor(done, dtype=torch.bool)
 
 
 def report(
@@ -110,7 +139,7 @@ def report(
         message = f"the input already meets the goal ({goal} for {label!r}, p = {prob:.3f}); nothing to morph"
     elif reached:
         where = f"L2 = {l2:.3g}" + ("" if path else f" (alpha = {alpha:.3g}, p = {prob:.3f})")
-        message = f"{label!r} becomes {goal} at {where}{along}" + (f" (p = {prob:.3f})." if path else ".")
+        message = f"{label!r} meets the goal ({goal}) at {where}{along}" + (f" (p = {prob:.3f})." if path else ".")
     else:
         along = f" along this {path} path" if path else " along this path"
         limit = (
@@ -124,7 +153,7 @@ def report(
             else "try another family, the step-local regime or a larger cap"
         )
         message = (
-            f"{label!r} never became {goal}{along}: {limit} (best p({label}) = {best:.3f}). "
+            f"{label!r} never met the goal ({goal}){along}: {limit} (best p({label}) = {best:.3f}). "
             f"Showing the morph at the cap; {hint}."
         )
     return AutoStrength(reached, alpha, l2, prob, cap, saturated_at, goal, message)
@@ -170,6 +199,7 @@ def auto_strength(
     """
     if strength.kind != "auto":
         raise ValueError(f"auto_strength needs an auto strength, got {strength.describe()}")
+    goal = _goal(strength)
     if samples < 1 or refine < 0:
         raise ValueError("samples must be >= 1 and refine >= 0")
     x0, target, label = grad.image, grad.target, grad.labels[grad.target]
@@ -180,7 +210,7 @@ def auto_strength(
         return grad.score(frames), (frames - x0).flatten(1).norm(dim=1).double().cpu()
 
     p0 = float(grad.probs[0, target])
-    if bool(meets(strength, grad.probs, target)[0]):
+    if goal.stop(Track.of(grad.probs[:1], target, torch.zeros(1))) == 0:
         return report(
             strength, label, reached=True, alpha=0.0, l2=0.0, prob=p0, best=p0, cap=cap, saturated_at=None
         )
@@ -191,20 +221,21 @@ def auto_strength(
         alpha_cap, saturated_at = _saturation_alpha(grad, cap)
     alphas = torch.linspace(0.0, alpha_cap, samples + 1, dtype=torch.float64)[1:]
     probs, l2 = scored(alphas)
-    hits = torch.nonzero(meets(strength, probs, target)).flatten()
-    if len(hits) == 0:
+    stop = goal.stop(Track.of(torch.cat([grad.probs[:1], probs]), target, torch.cat([torch.zeros(1).double(), l2])))
+    if stop is None or goal.rule not in THRESHOLD_RULES:  # no bisection: the stop is a sample
+        k = len(alphas) - 1 if stop is None else stop - 1
         return report(
             strength,
             label,
-            reached=False,
-            alpha=float(alphas[-1]),
-            l2=float(l2[-1]),
-            prob=float(probs[-1, target]),
-            best=float(probs[:, target].max()),
+            reached=goal.met(probs[k], target),
+            alpha=float(alphas[k]),
+            l2=float(l2[k]),
+            prob=float(probs[k, target]),
+            best=float(probs[: k + 1, target].max()),
             cap=cap,
-            saturated_at=saturated_at,
+            saturated_at=saturated_at if stop is None else None,
         )
-    k = int(hits[0])
+    k = stop - 1
     lo = float(alphas[k - 1]) if k > 0 else 0.0
     hi, hi_prob, hi_l2 = float(alphas[k]), float(probs[k, target]), float(l2[k])
     for _ in range(refine):
