@@ -8,6 +8,11 @@
   stripe orientation of an image by its structure tensor, how much of it is one orientation
   locally, and how far an edit turned it toward a goal orientation (the semantic check on
   the ``orientation`` data).
+* :func:`orientation_shares` and :class:`FourierOrientation` — the share of an image's
+  Fourier energy in stripes of each orientation, and the model-free judge that reads the
+  orientation holding the most.
+* :func:`chroma_share` and :func:`fade` — how much of a change is colour (YIQ chroma), and
+  how much RMS contrast it lost.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from torch import Tensor, nn
 from . import lbfgs
 from .edits import gaussian_blur
 from .engine.classifier import BATCH
+from .imaging import rgb_to_yiq
 
 
 @dataclass
@@ -199,7 +205,6 @@ def driver_success(model: nn.Module, images: Tensor, target: int | Tensor) -> Te
 
 
 @torch.no_grad()
-@torch.no_grad()
 def judge_labels(judges: Sequence[nn.Module], images: Tensor, batch: int = BATCH) -> Tensor:
     """Each judge's top-1 class of each image ``(B, C, H, W)``: ``(num_judges, B)`` on the CPU, scored
     ``batch`` images at a time on each judge's own device."""
@@ -255,3 +260,75 @@ def turn_toward(source: Tensor, edited: Tensor, goal: float) -> float:
     before, _ = structure_orientation(source)
     after, _ = structure_orientation(edited)
     return angular_gap(before, goal) - angular_gap(after, goal)
+
+
+def orientation_shares(
+    images: Tensor,
+    degrees: Sequence[float],
+    half_width: float = 22.5,
+    band: tuple[float, float] = (0.0, math.inf),
+) -> Tensor:
+    """Share of each image's Fourier energy (channel mean, mean removed) in stripes within
+    ``half_width`` degrees of each of ``degrees``, counting frequencies in ``band`` (cycles per
+    pixel) only: ``(B, len(degrees))``.
+
+    Stripes along an orientation vary across it, so their frequencies point 90 degrees away.
+    """
+    grey = images.detach().double().cpu().mean(1)
+    power = torch.fft.fft2(grey - grey.mean(dim=(-2, -1), keepdim=True)).abs() ** 2
+    fy = torch.fft.fftfreq(grey.shape[-2], dtype=torch.float64)[:, None]
+    fx = torch.fft.fftfreq(grey.shape[-1], dtype=torch.float64)[None, :]
+    angle = torch.rad2deg(torch.atan2(fy, fx))
+    total = power.flatten(1).sum(1).clamp_min(1e-300)
+    radius = torch.hypot(fy, fx)
+    in_band = (radius >= band[0]) & (radius <= band[1])
+    shares = []
+    for d in degrees:
+        gap = (angle - (d + 90.0)).abs() % 180.0
+        mask = (torch.minimum(gap, 180.0 - gap) <= half_width) & in_band
+        shares.append((power * mask).flatten(1).sum(1) / total)
+    return torch.stack(shares, dim=1)
+
+
+class FourierOrientation(nn.Module):
+    """A judge with no weights: the orientation class whose stripes hold the most Fourier energy.
+
+    Reads images in ``[0, 1]`` like the zoo's models; its logits are the log energy shares of
+    ``degrees`` (the classes, in order) within 15 degrees, at 0.03–0.3 cycles per pixel (the
+    gratings' band: the background's noise and the window's blur lie outside it; 97 % of the
+    clean ``orientation`` test images are read right, 93 % with the whole spectrum).  It needs
+    no training and shares nothing with a driver: independent of every driver by construction.
+    """
+
+    HALF_WIDTH, BAND = 15.0, (0.03, 0.3)
+
+    def __init__(self, degrees: Sequence[float], labels: Sequence[str]):
+        super().__init__()
+        self.degrees, self.labels = list(degrees), list(labels)
+
+    def forward(self, images: Tensor) -> Tensor:
+        shares = orientation_shares(images, self.degrees, self.HALF_WIDTH, self.BAND)
+        return shares.clamp_min(1e-12).log().float().to(images.device)
+
+
+def chroma_share(source: Tensor, edited: Tensor) -> Tensor:
+    """Share of the change's energy that is colour, ``(B,)``: YIQ chroma (I, Q) over all three.
+
+    0 for one-channel images and for changes of luma only; 1 for a pure colour change.
+    """
+    if source.shape[1] != 3:
+        return torch.zeros(len(source), dtype=torch.float64)
+    delta = rgb_to_yiq(edited.double()) - rgb_to_yiq(source.double())
+    energy = (delta**2).flatten(2).sum(2)
+    return (energy[:, 1:].sum(1) / energy.sum(1).clamp_min(1e-300)).cpu()
+
+
+def fade(source: Tensor, edited: Tensor) -> Tensor:
+    """Loss of RMS contrast per image, ``(B,)``: ``max(0, 1 − σ(edited)/σ(source))``.
+
+    >>> x = torch.rand(1, 1, 16, 16)
+    >>> round(float(fade(x, 0.5 + 0.25 * (x - 0.5))[0]), 3), float(fade(x, x.flip(-1))[0])
+    (0.75, 0.0)
+    """
+    spread = lambda x: x.flatten(1).std(dim=1)  # noqa: E731
+    return (1 - spread(edited) / spread(source).clamp_min(1e-12)).clamp_min(0.0)

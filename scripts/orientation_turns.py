@@ -29,7 +29,7 @@ sys.path.insert(0, str(ROOT))
 
 from morphlib import MorphConfig, Strength, morph  # noqa: E402
 from morphlib.data import load as load_data  # noqa: E402
-from morphlib.metrics import local_coherence, turn_toward  # noqa: E402
+from morphlib.metrics import local_coherence, orientation_shares, turn_toward  # noqa: E402
 from morphlib.zoo import load as load_model  # noqa: E402
 
 MODEL = "orientation-cnn-robust"
@@ -41,16 +41,9 @@ REGIMES = ("frozen", "persistent")
 PICTURED = ("csp-phase", "pixel")  # families shown in turns.png, persistent regime
 
 
-def orientation_share(image: torch.Tensor, degrees: float, half_width: float = 22.5) -> float:
-    """Share of the image's spectral energy (mean removed) in stripes within ``half_width`` of ``degrees``."""
-    grey = image.double().mean(0)
-    power = torch.fft.fft2(grey - grey.mean()).abs() ** 2
-    fy = torch.fft.fftfreq(grey.shape[0], dtype=torch.float64)[:, None]
-    fx = torch.fft.fftfreq(grey.shape[1], dtype=torch.float64)[None, :]
-    # Stripes along `degrees` vary across them: their frequencies point at degrees + 90.
-    gap = (torch.rad2deg(torch.atan2(fy, fx)) - (degrees + 90.0)).abs() % 180.0
-    gap = torch.minimum(gap, 180.0 - gap)
-    return float(power[gap <= half_width].sum() / power.sum())
+def orientation_share(image: torch.Tensor, degrees: float) -> float:
+    """Share of the image's spectral energy in stripes within 22.5 degrees of ``degrees``."""
+    return float(orientation_shares(image[None], [degrees])[0, 0])
 
 
 def measure(model, images, labels, names, family: str, regime: str) -> tuple[dict, list]:
