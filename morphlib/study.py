@@ -2,9 +2,11 @@
 
 For each driver, each edit setting and each (source, target) pair, :func:`~morphlib.morph_batch`
 walks the path all the way to the search cap (:data:`~morphlib.engine.auto.STEPS` equal L2 steps,
-``Strength.auto("cap")``), and every frame is scored by the driver and by the judges.  Every
-stopping rule of :data:`RULES` is then applied to that one path: the frame it stops at is
-exactly the frame an auto-strength morph with that rule ends at, so one walk measures them all.
+``Strength.auto("cap")``); every frame is scored by the driver, kept as the 8-bit frame a video
+shows, and read by each judge.  Every stopping rule of :data:`RULES` is then applied to that one
+path: the frame it stops at is the frame an auto-strength morph with that rule ends at (when the
+video asks for no more frames than the walk took; see :func:`morphlib.morph`), so one walk
+measures them all, and a judge added later reads the kept frames without a new walk.
 
 * **Judges** are counted only when they are independent of every driver
   (:func:`morphlib.zoo.is_sibling`: a model of the driver's own architecture and data is a
@@ -21,7 +23,7 @@ exactly the frame an auto-strength morph with that rule ends at, so one walk mea
   of pixel edits on the same path and stop is fitted on the report pairs.
 
 Each walked pair is one line of ``rows.jsonl`` (a rerun skips what is done); its frames are kept
-(8-bit) in ``frames/`` for the grids and the warp fits.  :func:`write_report` writes ``report.md``
+(8-bit) in ``frames/``, the judges' readings in ``reads_<data set>.jsonl``.  :func:`write_report` writes ``report.md``
 and ``results.csv`` and a grid of last frames at the stop and at the cap per data set.
 """
 
@@ -237,10 +239,16 @@ def run_study(
     Walks every (driver, setting, pair), then fits the warp energy of the pick (and of its pixel
     peer) on the report pairs.
     """
+    def same(stored: dict) -> bool:  # other drivers or judges extend a study; other pairs do not
+        keep = ("dataset", "select", "report", "max_rms", "seed")
+        return all(stored[k] == asdict(config)[k] for k in keep)
+
     store = RunStore(out, rows="rows.jsonl", settings=f"config_{config.dataset}.json")
-    with store.open(asdict(config), lambda stored: _config(stored) == config):
+    with store.open(asdict(config), same):
         _walk(config, out, store, list(settings or default_settings(CHANNELS[config.dataset])), progress)
         rows = [r for r in store.rows() if r["dataset"] == config.dataset]
+        _read(config, out, rows)
+        rows = with_reads(out, config.dataset, rows)
         _fit_warps(config, out, rows)
         return rows
 
@@ -259,7 +267,6 @@ def _walk(
     from .zoo import load
 
     drivers = {d: load(d) for d in config.drivers}
-    judges = {j: _load_judge(j, config.dataset) for j in (*config.judges, *config.shown)}
     images, labels, _ = load_data(config.dataset, "test", seed=0)
     splits = split_pairs(config, list(drivers.values()), images, labels)
     pairs = [(split, *pair) for split in SPLITS for pair in splits[split]]
@@ -291,7 +298,6 @@ def _walk(
                         raise result
                     frames = result.frames
                     track = Track.of(result.probs, target, result.l2)
-                    reads = {j: judge_labels([m], frames)[0].tolist() for j, m in judges.items()}
                     source = images[index : index + 1].expand_as(frames)
                     rows.append(
                         dict(
@@ -309,7 +315,6 @@ def _walk(
                             top1=[bool(v) for v in track.top1],
                             margin=[round(float(v), 4) for v in track.margin],
                             driver_top1=result.probs.argmax(dim=1).tolist(),
-                            judges=reads,
                             fade=[round(float(v), 4) for v in fade(source, frames)],
                             chroma=[round(float(v), 4) for v in chroma_share(source, frames)],
                         )
@@ -321,6 +326,50 @@ def _walk(
                 count += len(rows)
                 if progress is not None:
                     progress(count, total)
+
+
+# -- the judges ---------------------------------------------------------------------------------
+
+
+def _reads_path(out: Path, dataset: str) -> Path:
+    return out / f"reads_{dataset}.jsonl"
+
+
+def _stored_reads(out: Path, dataset: str) -> dict[tuple[str, str], list[int]]:
+    path = _reads_path(out, dataset)
+    if not path.exists():
+        return {}
+    lines = (json.loads(line) for line in path.read_text().splitlines() if line.strip())
+    return {(r["key"], r["judge"]): r["reads"] for r in lines}
+
+
+def _read(config: StudyConfig, out: Path, rows: Sequence[dict]) -> None:
+    """Each judge's top-1 class of every kept frame of ``rows`` it has not read yet."""
+    done = _stored_reads(out, config.dataset)
+    groups: dict[tuple[str, str], list[dict]] = {}
+    for row in rows:
+        groups.setdefault((row["driver"], row["setting"]), []).append(row)
+    for name in (*config.judges, *config.shown):
+        judge = None
+        for (driver, setting), group in groups.items():
+            todo = [r for r in group if (r["key"], name) not in done]
+            if not todo:
+                continue
+            judge = judge or _load_judge(name, config.dataset)
+            frames = torch.load(_frames_path(out, config.dataset, driver, setting))
+            lines = []
+            for r in todo:
+                seen = judge_labels([judge], frames[r["index"]].float() / 255)[0].tolist()
+                lines.append(json.dumps(dict(key=r["key"], judge=name, reads=seen)))
+            with _reads_path(out, config.dataset).open("a") as f:
+                f.write("\n".join(lines) + "\n")
+
+
+def with_reads(out: Path, dataset: str, rows: Sequence[dict]) -> list[dict]:
+    """``rows`` with ``judges``: each judge's top-1 class per frame, for the judges that read them all."""
+    reads = _stored_reads(out, dataset)
+    judges = sorted({j for _, j in reads})
+    return [dict(r, judges={j: reads[(r["key"], j)] for j in judges if (r["key"], j) in reads}) for r in rows]
 
 
 # -- reading the rows ---------------------------------------------------------------------------
@@ -394,7 +443,7 @@ class Line:
     rms: float | None
     fade: float | None
     chroma: float | None
-    outcomes: dict[str, bool] = field(repr=False, default_factory=dict)  # key -> majority reads target
+    outcomes: dict[str, bool] = field(repr=False, default_factory=dict)  # "index|target" -> majority reads target
 
     @property
     def flip_rate(self) -> float:
@@ -413,7 +462,7 @@ def summarise(rows: Sequence[dict], config: StudyConfig, rules: Sequence[str] = 
     lines = []
     for (driver, setting, split), group in groups.items():
         for rule in rules:
-            got = [(r["key"], outcome(r, rule, config.judges)) for r in group]
+            got = [(f"{r['index']}|{r['target']}", outcome(r, rule, config.judges)) for r in group]
             outs = [o for _, o in got]
             lines.append(
                 Line(
@@ -584,6 +633,7 @@ def write_report(out: Path) -> Path:
     from .zoo import is_sibling
 
     rows_all = RunStore(out, rows="rows.jsonl").rows()
+    rows_all = [r for c in stored_configs(out) for r in with_reads(out, c.dataset, [x for x in rows_all if x["dataset"] == c.dataset])]
     text = [
         "# What makes a morph good: drivers, settings and stopping rules",
         "",

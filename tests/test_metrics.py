@@ -165,3 +165,30 @@ def test_turn_toward_is_signed_and_bounded():
     assert turn_toward(grating(0.0), grating(20.0), 45.0) == pytest.approx(20.0, abs=2.0)
     assert turn_toward(grating(0.0), grating(160.0), 45.0) == pytest.approx(-20.0, abs=2.0)
     assert turn_toward(grating(0.0), grating(0.0), 45.0) == pytest.approx(0.0, abs=1e-6)
+
+
+def test_the_fourier_orientation_judge_reads_clean_gratings():
+    from morphlib.data import LABEL_NAMES, ORIENTATIONS
+    from morphlib.data import load as load_data
+    from morphlib.metrics import FourierOrientation
+
+    images, labels, _ = load_data("orientation", "test", n=400, seed=0)
+    judge = FourierOrientation(ORIENTATIONS, LABEL_NAMES["orientation"])
+    read = judge(images).argmax(1)
+    assert (read == labels).float().mean() >= 0.95
+    # it reads the stripes, not the colour: the same grating in grey reads the same
+    assert torch.equal(judge(images.mean(1, keepdim=True).expand_as(images)).argmax(1), read)
+
+
+def test_chroma_share_is_the_colour_part_of_a_change():
+    from morphlib.imaging import rgb_to_yiq, yiq_to_rgb
+    from morphlib.metrics import chroma_share
+
+    x = torch.rand(2, 3, 16, 16) * 0.5 + 0.25
+    yiq = rgb_to_yiq(x)
+    luma, chroma = yiq.clone(), yiq.clone()
+    luma[:, 0] += 0.1
+    chroma[:, 1] += 0.05
+    assert chroma_share(x, yiq_to_rgb(luma)).tolist() == pytest.approx([0.0, 0.0], abs=1e-9)
+    assert chroma_share(x, yiq_to_rgb(chroma)).tolist() == pytest.approx([1.0, 1.0], abs=1e-9)
+    assert chroma_share(x[:, :1], x[:, :1] + 0.1).tolist() == [0.0, 0.0]  # grey has no chroma

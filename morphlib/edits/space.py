@@ -127,6 +127,20 @@ class EditSpace:
         """Edited images ``(F, C, H, W)``, unclipped; zero parameters give exactly ``x0``."""
         return self.image + self.change(params)
 
+    def clip(self, images: Tensor) -> Tensor:
+        """``images`` (from :meth:`images`) brought into ``[0, 1]``.
+
+        A luma-only edit adds the same ``ΔY`` to R, G and B; clamping each channel alone would
+        change the colour of a saturated pixel, so ``ΔY`` itself is clamped to what the pixel's
+        own colour allows (its chroma is kept exactly: no new colour).  Other edits: per channel.
+        """
+        if not self.luma_only:
+            return images.clamp(0.0, 1.0)
+        x0 = self.image
+        luma = (images - x0).mean(dim=1, keepdim=True)
+        low, high = -x0.amin(dim=1, keepdim=True), 1.0 - x0.amax(dim=1, keepdim=True)
+        return x0 + torch.clamp(luma, low, high)
+
     # ------------------------------------------------------------------ controls
     def cap_phase(self, params: Params, cap: float | None) -> Params:
         """Clamp every phase increment to ``[-cap, cap]`` radians (other kinds unchanged)."""

@@ -65,7 +65,7 @@ def class_gradient(
     params = tuple(p.detach().clone().requires_grad_(True) for p in base)
     x = space.images(params)
     if clip:
-        x = x.clamp(0.0, 1.0)
+        x = space.clip(x)
     logits = logits_of(model, x)
     probs = torch.softmax(logits.detach().float(), dim=-1)
     if resolve is not None:
@@ -243,14 +243,14 @@ class Gradient:
             if len(alphas) != len(self):
                 raise ValueError(f"give one amplification per image ({len(self)}), got {len(alphas)}")
             frames = self.space.images(self.params(alphas))
-            return frames.clamp(0.0, 1.0) if clip else frames
+            return self.space.clip(frames) if clip else frames
         out = x0.expand(len(alphas), *x0.shape[1:]).clone()
         moving = torch.nonzero(alphas != 0).flatten()
         # Edits of 16 frames at 224x224 at once spill the CPU caches (152 vs 81 ms).
         per_chunk = max(1, min(BATCH, CHUNK_VALUES // x0[0].numel()))
         for chunk in moving.split(per_chunk) if len(moving) else ():
             frames = self.space.images(self.params(alphas[chunk]))
-            out[chunk] = frames.clamp(0.0, 1.0) if clip else frames
+            out[chunk] = self.space.clip(frames) if clip else frames
         return out
 
     def frames(self, alpha_max: float, n: int) -> Tensor:

@@ -83,7 +83,7 @@ class _Line:
 
     @torch.no_grad()
     def image(self, size: Tensor) -> Tensor:
-        return self.space.images(self.params(size)).clamp(0.0, 1.0)
+        return self.space.clip(self.space.images(self.params(size)))
 
 
 class _Walk:
