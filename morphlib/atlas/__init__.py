@@ -11,7 +11,7 @@
 """
 
 from .planes import GRID, Plane, plane
-from .routes import MAX_ALL_CLASSES, RUNNERS_UP, Atlas, Route, atlas, default_targets
+from .routes import MAX_ALL_CLASSES, RUNNERS_UP, Atlas, Route, atlas, atlases, default_targets
 
 __all__ = [
     "GRID",
@@ -21,6 +21,7 @@ __all__ = [
     "Plane",
     "Route",
     "atlas",
+    "atlases",
     "default_targets",
     "plane",
 ]

@@ -36,7 +36,7 @@ MAX_ALL_CLASSES = 20
 #: How many runner-ups (the classes the driver ranks next after its top-1) a large label set gets.
 RUNNERS_UP = 8
 
-__all__ = ["MAX_ALL_CLASSES", "RUNNERS_UP", "Atlas", "Route", "atlas", "default_targets"]
+__all__ = ["MAX_ALL_CLASSES", "RUNNERS_UP", "Atlas", "Route", "atlas", "atlases", "default_targets"]
 
 
 @dataclass
@@ -238,50 +238,73 @@ def atlas(
     >>> a.labels[a.source], sorted(a.distances)
     ('6', ['4', '9'])
     """
+    (found,) = atlases(
+        model, [image], targets, config, cap_rms=cap_rms, runners_up=runners_up, progress=progress
+    )
+    return found
+
+
+def atlases(
+    model: nn.Module,
+    images: Sequence[Any] | Tensor,
+    targets: Sequence[int | str] | None = None,
+    config: MorphConfig | None = None,
+    *,
+    cap_rms: float = AUTO_MAX_RMS,
+    runners_up: int = RUNNERS_UP,
+    progress: Callable[[int, int], None] | None = None,
+) -> list[Atlas]:
+    """The :func:`atlas` of each of ``images`` (all of one size, all grey or all colour), every row of
+    every image walked in one batch; ``targets`` (if given) apply to each image."""
     config = config or RECOMMENDED
     if not isinstance(config, MorphConfig):
         raise TypeError(f"config must be a MorphConfig, got {type(config).__name__}")
     strength = Strength.auto(goal=None, cap_rms=cap_rms)
     check_model(model)
     device, dtype = device_dtype(model)
-    x = prepare_image(image, dtype=dtype, device=device)
+    xs = torch.cat([prepare_image(image, dtype=dtype, device=device) for image in images])
     with eval_mode(model):
-        probs = probabilities(model, x)[0]
-        labels = class_names(model, probs.numel())
-        source = int(probs.argmax())
-        if targets is None:
-            chosen = default_targets(probs, source, runners_up)
-        else:
-            chosen = list(dict.fromkeys(resolve_class(t, labels) for t in targets))
-        if not chosen:
-            raise ValueError("no target class to walk toward: give targets other than the image's own class")
-        cap = strength.cap_l2(x[0].numel())
-        walking = [t for t in chosen if t != source]
-        found = _walk(model, x, walking, source, labels, config, strength, progress) if walking else {}
-    routes = []
-    for t in chosen:
-        if t == source:  # already there
-            one = probs[None]
-            routes.append(Route(t, labels[t], 0.0, torch.zeros(1, dtype=torch.float64), one, x[0].cpu()))
-        else:
-            routes.append(found[t])
-    return Atlas(x[0].detach().cpu(), probs, labels, source, routes, config, cap, strength.cap_rms)
+        probs = probabilities(model, xs)
+        labels = class_names(model, probs.shape[1])
+        sources = [int(p.argmax()) for p in probs]
+        wanted = None if targets is None else list(dict.fromkeys(resolve_class(t, labels) for t in targets))
+        if wanted == []:
+            raise ValueError("no target class to walk toward: give at least one class")
+        chosen = [wanted or default_targets(p, s, runners_up) for p, s in zip(probs, sources, strict=True)]
+        rows = [(i, t) for i, c in enumerate(chosen) for t in c if t != sources[i]]
+        found = _walk(model, xs, rows, sources, labels, config, strength, progress) if rows else {}
+    out = []
+    for i, (x, p, source) in enumerate(zip(xs, probs, sources, strict=True)):
+        routes = []
+        for t in chosen[i]:
+            if t == source:  # already there
+                zero = torch.zeros(1, dtype=torch.float64)
+                routes.append(Route(t, labels[t], 0.0, zero, p[None], x.detach().float().cpu()))
+            else:
+                routes.append(found[(i, t)])
+        cap = strength.cap_l2(x.numel())
+        out.append(Atlas(x.detach().cpu(), p, labels, source, routes, config, cap, strength.cap_rms))
+    return out
 
 
 def _walk(
     model: nn.Module,
-    x: Tensor,
-    targets: list[int],
-    source: int,
+    xs: Tensor,
+    rows: list[tuple[int, int]],
+    sources: list[int],
     labels: list[str],
     config: MorphConfig,
     strength: Strength,
     progress: Callable[[int, int], None] | None,
-) -> dict[int, Route]:
-    """One batch of the image repeated, one target per row, walked to each row's first top-1."""
-    n = len(targets)
-    space = EditSpace(config.family, x.expand(n, *x.shape[1:]), config.luma_only, config.pyramid.build())
-    step = class_gradient(model, space, space.zeros(n), targets, [source] * n, config, clip=False)
+) -> dict[tuple[int, int], Route]:
+    """One batch, a row per (image, target), walked to each row's first top-1."""
+    n = len(rows)
+    x = xs[[i for i, _ in rows]]
+    targets = [t for _, t in rows]
+    space = EditSpace(config.family, x, config.luma_only, config.pyramid.build())
+    step = class_gradient(
+        model, space, space.zeros(n), targets, [sources[i] for i, _ in rows], config, clip=False
+    )
     grad = Gradient(model, space, step, labels, config)
     cap = strength.cap_l2(x[0].numel())
     if config.regime == "frozen":
@@ -289,13 +312,14 @@ def _walk(
         paths = frozen(grad, [f.alpha for f in found], STEPS + 1)
     else:
         report = (lambda done: progress(done, STEPS)) if progress is not None else (lambda done: None)
-        stop = lambda probs, rows: meets(strength, probs, [targets[r] for r in rows])  # noqa: E731
+        stop = lambda probs, live: meets(strength, probs, [targets[r] for r in live])  # noqa: E731
         paths = iterate(grad, STEPS + 1, budget=cap, stop=stop, report=report)
     out = {}
-    for j, (t, path) in enumerate(zip(targets, paths, strict=True)):
+    for j, (row, path) in enumerate(zip(rows, paths, strict=True)):
         if not isinstance(path, Walked):
             raise AssertionError("an auto walk ends where it stops, never in an error")
-        l2 = (path.images - x[0]).flatten(1).norm(dim=1).double().cpu()
+        t = row[1]
+        l2 = (path.images - x[j]).flatten(1).norm(dim=1).double().cpu()
         reached = bool(meets(strength, path.probs[-1:], t)[0])
         if config.regime == "frozen":
             saturated = not reached and found[j].saturated_at is not None
@@ -303,5 +327,5 @@ def _walk(
             saturated = not reached and len(path.images) < STEPS + 1
         distance = float(l2[-1]) if reached else math.inf
         last = path.images[-1].detach().float().cpu()
-        out[t] = Route(t, labels[t], distance, l2, path.probs.float().cpu(), last, saturated)
+        out[row] = Route(t, labels[t], distance, l2, path.probs.float().cpu(), last, saturated)
     return out
