@@ -4,7 +4,8 @@ class pair (``morphlib evaluate --atlas``).
 :func:`survey` runs one :func:`~morphlib.atlas.atlas` per source (the first ``sources`` test
 images the driver classifies correctly, as :func:`morphlib.evaluate.choose_sources` picks them;
 :data:`BATCH` sources walked together) and appends one row per source to ``atlas.jsonl`` in a
-:class:`~morphlib.store.RunStore` folder, so an interrupted run resumes.  :func:`pair_table` turns the rows into a confusion-like
+:class:`~morphlib.store.RunStore` folder, so an interrupted run resumes.  :func:`pair_table` turns
+the rows into a confusion-like
 table: for source class ``s`` and class ``t``, the median L2 distance at which ``t`` becomes
 the top-1 (a source that does not get there within the cap counts as infinitely far, so a
 median is finite only when at least half of them do); :func:`ratio_table` divides two runs'
