@@ -681,4 +681,4 @@ def test_atlas_plane_takes_the_classes_asked_for_and_refuses_odd_ones(client):
     assert (summary["plane"]["a"], summary["plane"]["b"]) == ("8", "5")
     for plane, message in (("8", "as A,B"), ("8,8", "two different classes"), ("8,eleven", "unknown class")):
         with pytest.raises(AppError, match=message):
-            client.predict(image=handle_file(DIGIT), model=MODEL, plane=plane, api_name="/atlas")
+            client.predict(image=handle_file(DIGIT), model=MODEL, target="", plane=plane, api_name="/atlas")
