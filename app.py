@@ -35,6 +35,7 @@ os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
 import gradio as gr  # noqa: E402
 
+from morphlib.app import atlas_handlers as ah  # noqa: E402
 from morphlib.app import handlers as h  # noqa: E402
 from morphlib.app.engine import Engine, ModelRegistry, device_problem  # noqa: E402
 from morphlib.app.examples import EXAMPLES_DIR, load_examples  # noqa: E402
@@ -330,14 +331,14 @@ def create_demo(eng: Engine | None = None, concurrency: int = COMPUTE_LIMIT) -> 
         atlas_ranked = gr.State(None)
         atlas_outputs = [atlas_chart, atlas_frames, atlas_plane, atlas_summary, atlas_status, atlas_ranked]
         atlas_button.click(
-            h.run_atlas,
+            ah.run_atlas,
             inputs=[image, *settings_inputs[:2], plane_axes, *settings_inputs[2:]],
             outputs=atlas_outputs,
             api_name="atlas",
             **compute,
-        ).failure(h.atlas_failed, outputs=atlas_outputs, api_visibility="private")
+        ).failure(ah.atlas_failed, outputs=atlas_outputs, api_visibility="private")
         atlas_frames.select(
-            h.open_in_morph, inputs=atlas_ranked, outputs=[target, tabs], api_visibility="private"
+            ah.open_in_morph, inputs=atlas_ranked, outputs=[target, tabs], api_visibility="private"
         )
         gr.on(
             [image.change] + [c.change for c in settings_inputs],
