@@ -9,7 +9,7 @@ their widgets and their permalinks are listed once in
     python app.py --port 8000 --host 0.0.0.0 --zoo my-zoo.yaml
 
 Named endpoints (``gradio_client``): ``/models``, ``/predict``, ``/morph``, ``/frame``, ``/gif``,
-``/compare``, ``/permalink``, ``/restore``; see the README's "App" section (and the page's own
+``/compare``, ``/atlas``, ``/permalink``, ``/restore``; see the README's "App" section (and the page's own
 *Share & API* tab, whose example is written from these endpoints).
 
 Environment: ``MORPHLIB_APP_CONCURRENCY`` (morphs at once, 2), ``MORPHLIB_APP_SESSIONS`` (sessions
@@ -35,6 +35,7 @@ os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
 import gradio as gr  # noqa: E402
 
+from morphlib.app import atlas_handlers as ah  # noqa: E402
 from morphlib.app import handlers as h  # noqa: E402
 from morphlib.app.engine import Engine, ModelRegistry, device_problem  # noqa: E402
 from morphlib.app.examples import EXAMPLES_DIR, load_examples  # noqa: E402
@@ -127,8 +128,8 @@ def create_demo(eng: Engine | None = None, concurrency: int = COMPUTE_LIMIT) -> 
                     for name in ("orientations", "bandwidth", "luma_only", "phase_cap", "smooth_sigma"):
                         ui[name] = setting_widget(name)
             with gr.Column(scale=3, min_width=400):
-                with gr.Tabs():
-                    with gr.Tab("Morph"):
+                with gr.Tabs() as tabs:
+                    with gr.Tab("Morph", id="morph"):
                         video = gr.Video(
                             label="Morph (loops forward and back)",
                             height=420,
@@ -199,6 +200,41 @@ def create_demo(eng: Engine | None = None, concurrency: int = COMPUTE_LIMIT) -> 
                             elem_id="compare-table",
                         )
                         compare_status = gr.Markdown("", label="Compare status", elem_id="compare-status")
+                    with gr.Tab("Atlas", id="atlas"):
+                        gr.Markdown(
+                            "Every other class at once, in one batch: how far (L2) the image is from "
+                            "where each class becomes the top-1, along the path set on the left, and a "
+                            "map of the classes over a plane of two directions (docs/atlas.md)."
+                        )
+                        with gr.Row():
+                            plane_axes = gr.Textbox(
+                                label="Plane: two classes A,B (empty: the target or nearest, and the next)",
+                                max_length=200,
+                                elem_id="atlas-axes",
+                            )
+                            atlas_button = gr.Button("Map the boundaries", elem_id="atlas-run")
+                        atlas_status = gr.Markdown("", elem_id="atlas-status")
+                        atlas_chart = gr.BarPlot(
+                            x="class",
+                            y="L2",
+                            sort="y",
+                            label="L2 distance where each class becomes top-1 (nearest first)",
+                            elem_id="atlas-chart",
+                        )
+                        atlas_frames = gr.Gallery(
+                            label="Last frame toward each class: click one to open its morph",
+                            columns=5,
+                            height="auto",
+                            allow_preview=False,
+                            elem_id="atlas-frames",
+                        )
+                        atlas_plane = gr.Image(
+                            label="Top-1 class over the plane (arrows: the frozen paths toward A and B)",
+                            type="filepath",
+                            interactive=False,
+                            elem_id="atlas-plane",
+                        )
+                        atlas_summary = gr.JSON(visible=False, elem_id="atlas-summary")
                     with gr.Tab("Share & API"):
                         link = gr.Textbox(
                             label="Permalink to these settings",
@@ -292,6 +328,18 @@ def create_demo(eng: Engine | None = None, concurrency: int = COMPUTE_LIMIT) -> 
         ).failure(
             h.compare_failed, outputs=[compare_video, compare_table, compare_status], api_visibility="private"
         )
+        atlas_ranked = gr.State(None)
+        atlas_outputs = [atlas_chart, atlas_frames, atlas_plane, atlas_summary, atlas_status, atlas_ranked]
+        atlas_button.click(
+            ah.run_atlas,
+            inputs=[image, *settings_inputs[:2], plane_axes, *settings_inputs[2:]],
+            outputs=atlas_outputs,
+            api_name="atlas",
+            **compute,
+        ).failure(ah.atlas_failed, outputs=atlas_outputs, api_visibility="private")
+        atlas_frames.select(
+            ah.open_in_morph, inputs=atlas_ranked, outputs=[target, tabs], api_visibility="private"
+        )
         gr.on(
             [image.change] + [c.change for c in settings_inputs],
             h.permalink,
@@ -337,7 +385,7 @@ def create_demo(eng: Engine | None = None, concurrency: int = COMPUTE_LIMIT) -> 
 
 API_HELP = """
 **HTTP / Python API.** Every action is a named endpoint: `/models`, `/predict`, `/morph`,
-`/frame`, `/gif`, `/compare`, `/permalink`, `/restore` (parameters: *Use via API* in the footer).
+`/frame`, `/gif`, `/compare`, `/atlas`, `/permalink`, `/restore` (parameters: *Use via API* in the footer).
 With `gradio_client`:
 
 """

@@ -54,7 +54,16 @@ def mp4_frames(path) -> int:
 
 def test_every_endpoint_is_named(client):
     names = set(client.view_api(return_format="dict", print_info=False)["named_endpoints"])
-    assert {"/models", "/predict", "/morph", "/frame", "/compare", "/permalink", "/restore"} <= names
+    assert {
+        "/models",
+        "/predict",
+        "/morph",
+        "/frame",
+        "/compare",
+        "/atlas",
+        "/permalink",
+        "/restore",
+    } <= names
 
 
 def test_models_lists_bundled_and_downloadable(client):
@@ -646,3 +655,31 @@ def test_a_grey_mnist_digit_morphs_as_grey_with_the_default_settings(client):
     # grey in, grey out: the served frame is lossily encoded (a level or two of chroma noise);
     # the colour fringes of an RGB edit of a grey digit were 25 levels (channel spread 0.10)
     assert spread[:side].max() <= 2
+
+
+def test_atlas_ranks_every_other_class_and_maps_a_plane(client):
+    """/atlas: the distances (nearest first, as the library finds them), a frame per class and the plane."""
+    chart, frames, plane, summary, message = client.predict(
+        image=handle_file(DIGIT), model=MODEL, target="", plane="", strength=0.2, api_name="/atlas"
+    )
+    ranked = [row[0] for row in chart["data"]]
+    assert sorted(ranked) == [d for d in "012456789"] and summary["source"]["label"] == "3"
+    assert [c["label"] for c in summary["classes"]] == ranked and summary["cap_rms"] == 0.2
+    reached = [c["distance"] for c in summary["classes"] if c["distance"] is not None]
+    assert reached == sorted(reached) and [row[1] for row in chart["data"]][: len(reached)] == pytest.approx(
+        reached
+    )
+    assert [f["caption"].split(":")[0] for f in frames] == ranked and Path(frames[0]["image"]).is_file()
+    assert Path(plane).suffix == ".png" and summary["plane"]["source"] == "3"
+    assert {summary["plane"]["a"], summary["plane"]["b"]} == set(ranked[:2])  # the two nearest
+    assert f"nearest **{ranked[0]}**" in message and "not pixels" in message
+
+
+def test_atlas_plane_takes_the_classes_asked_for_and_refuses_odd_ones(client):
+    *_, summary, _ = client.predict(
+        image=handle_file(DIGIT), model=MODEL, target="", plane="8, 5", strength=0.15, api_name="/atlas"
+    )
+    assert (summary["plane"]["a"], summary["plane"]["b"]) == ("8", "5")
+    for plane, message in (("8", "as A,B"), ("8,8", "two different classes"), ("8,eleven", "unknown class")):
+        with pytest.raises(AppError, match=message):
+            client.predict(image=handle_file(DIGIT), model=MODEL, target="", plane=plane, api_name="/atlas")

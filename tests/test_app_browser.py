@@ -208,3 +208,24 @@ def test_an_offline_photo_runs_or_says_so_once_and_error_toasts_close(page, url)
     page.locator("#status").get_by_text("The morph failed").wait_for()
     assert page.locator(".toast-body").count() == 1  # the status says it all; one toast, which closes
     page.wait_for_function("() => document.querySelectorAll('.toast-body').length == 0", timeout=15_000)
+
+
+def test_the_atlas_tab_draws_the_distances_frames_and_plane_and_a_frame_opens_its_morph(page, url, tmp_path):
+    page.goto(url)
+    page.locator("#top5").get_by_text("3", exact=True).first.wait_for()
+    page.get_by_role("tab", name="Atlas").click()
+    page.locator("#atlas-run").click()
+    page.locator("#atlas-status").get_by_text("nearest").first.wait_for()
+    page.wait_for_function("() => document.querySelectorAll('#atlas-chart svg g.mark-rect path').length >= 9")
+    assert page.locator("#atlas-frames img").count() == 9
+    page.locator("#atlas-plane img").wait_for()
+    assert page.locator("#atlas-plane img").evaluate("img => img.naturalWidth") > 400
+    page.screenshot(path=str(screenshot_dir(tmp_path) / "app-atlas.png"), full_page=True)
+    caption = page.locator("#atlas-frames .caption-label").nth(1).inner_text()
+    label = caption.split(":")[0].strip()
+    page.locator("#atlas-frames img").nth(1).click()
+    page.locator("#video").wait_for(state="attached")
+    page.wait_for_function(
+        "label => document.querySelector('#target input').value === label", arg=label, timeout=10_000
+    )
+    assert page.get_by_role("tab", name="Morph").get_attribute("aria-selected") == "true"

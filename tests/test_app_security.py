@@ -163,6 +163,15 @@ def test_compare_refuses_odd_targets_and_budgets(client):
         client.predict(handle_file(DIGIT), MODEL, "9", 1e308, frames=3, api_name="/compare")
 
 
+def test_atlas_validates_its_inputs_as_morph_does(client):
+    with pytest.raises(AppError, match="unknown class '²'"):
+        client.predict(handle_file(DIGIT), MODEL, "²", "", api_name="/atlas")
+    with pytest.raises(AppError, match="greater than maximum value 10000"):
+        client.predict(handle_file(DIGIT), MODEL, "", "", strength=1e308, api_name="/atlas")
+    with pytest.raises(AppError, match="unknown model"):
+        client.predict(handle_file(DIGIT), "<b>nope</b>", "", "", api_name="/atlas")
+
+
 def test_the_settings_checks_bound_strength_itself(client, server):
     """Past the widget: the settings refuse a strength that overflows, whoever calls them."""
     from morphlib.app.settings import Settings

@@ -17,6 +17,8 @@ from morphlib import (
     study,
     train,
 )
+from morphlib import atlas as atlas_module
+from morphlib.cli import atlas as cli_atlas
 from morphlib.cli import evaluate as cli_evaluate
 from morphlib.cli import main
 from morphlib.cli import morph as cli_morph
@@ -47,9 +49,10 @@ def test_the_help_texts_mirror_the_library():
     )
     assert (cli_train.LR, cli_train.PGD_STEPS) == (train.TrainConfig.lr, train.TRAIN_PGD_STEPS)
     assert set(cli_study.DATASETS) == set(study.DEFAULT_MODELS)
+    assert cli_atlas.DEFAULT_GRID == atlas_module.GRID
 
 
-@pytest.mark.parametrize("command", ["morph", "train", "evaluate", "study"])
+@pytest.mark.parametrize("command", ["morph", "atlas", "train", "evaluate", "study"])
 def test_help_loads_no_torch_and_shows_plain_text(command):
     code = (
         "import sys, contextlib, io\n"
@@ -77,6 +80,7 @@ def test_help_loads_no_torch_and_shows_plain_text(command):
             "--scales must be",
         ),
         (["morph", "data:digits:0", "--model", "nope", "--target", "3"], "nope"),
+        (["atlas", "data:digits:0", "--model", "digits-cnn", "--targets", "ten"], "unknown class 'ten'"),
     ],
 )
 def test_user_errors_are_one_line(argv, message, capsys):
@@ -115,3 +119,20 @@ def test_the_readmes_first_command_changes_the_class(tmp_path, capsys):
     rows = [row.split() for row in out.splitlines() if row.strip()[:1].isdigit()]
     assert "meets the goal (p >= 0.90)" in out and rows[0][-1] != "3" and rows[-1][-1] == "3"
     assert (tmp_path / "out" / "morph.gif").is_file()
+
+
+def test_atlas_prints_ranked_distances_and_writes_the_atlas_and_the_plane(tmp_path, capsys):
+    argv = ["atlas", "data:digits:1", "--model", "digits-cnn-robust", "--targets", "4,9", "--cap-rms", "0.2"]
+    assert main([*argv, "--plane", "4,9", "--grid", "5", "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    ranked = [row.split() for row in out.splitlines() if row.strip()[:1].isdigit()]
+    assert [row[1] for row in ranked] and {row[1] for row in ranked} == {"4", "9"}
+    assert "top-1 goal" in out and "plane toward 4 and 9 (5x5): centre" in out
+    for name in ("distances.png", "frames.png", "atlas.json", "plane.png", "plane.json"):
+        assert (tmp_path / name).is_file(), name
+
+
+def test_atlas_plane_takes_two_classes(capsys):
+    with pytest.raises(SystemExit):
+        main(["atlas", "data:digits:1", "--model", "digits-cnn-robust", "--plane", "4"])
+    assert "expected two classes as A,B" in capsys.readouterr().err

@@ -18,6 +18,7 @@ from morphlib import __version__
 #: Modules that provide commands, in the order ``--help`` lists them.
 COMMAND_MODULES: tuple[str, ...] = (
     "morphlib.cli.morph",
+    "morphlib.cli.atlas",
     "morphlib.cli.train",
     "morphlib.cli.evaluate",
     "morphlib.cli.study",

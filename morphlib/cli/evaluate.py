@@ -3,6 +3,11 @@
 Runs here (--executor serial, the default) or on a Ray cluster (--executor ray: a local one,
 or the one at --address / RAY_ADDRESS); either way this process writes the results, so an
 interrupted run resumes with the same command.  The measures are explained in docs/method.md.
+
+With --atlas, each source gets instead one decision-boundary atlas (its distance to every class
+along the recommended path, top-1 goal, cap --cap-rms; docs/atlas.md), stored in atlas.jsonl, and
+atlas_report.md tabulates the median distance per class pair (--families, --budgets, --judges and
+--executor play no part then).
 """
 
 from __future__ import annotations
@@ -84,7 +89,10 @@ def add_command(subparsers: argparse._SubParsersAction) -> None:
         "since an L2 of 2 is nothing to a 224x224 photo)",
     )
     p.add_argument(
-        "--regime", type=_list(str, REGIMES), default=("persistent",), help="comma-separated regimes"
+        "--regime",
+        type=_list(str, REGIMES),
+        default=None,
+        help="comma-separated regimes (default: persistent; with --atlas, the recommended step-local)",
     )
     p.add_argument(
         "--sources",
@@ -106,6 +114,12 @@ def add_command(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--executor", choices=("serial", "ray"), default="serial", help="where the chunks run")
     p.add_argument(
         "--address", default=None, help="Ray cluster address (default: RAY_ADDRESS, else a local cluster)"
+    )
+    p.add_argument(
+        "--atlas", action="store_true", help="record each source's distance to every class (docs/atlas.md)"
+    )
+    p.add_argument(
+        "--cap-rms", type=float, default=0.28, help="--atlas: the search cap, an RMS change per value"
     )
     p.add_argument("--workers", type=int, default=None, help="Ray workers (default: as many as fit)")
     p.add_argument("--gpus-per-worker", type=float, default=0.0, help="GPUs per Ray worker (CUDA workers)")
@@ -149,6 +163,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
+    if args.atlas:
+        return _atlas(args)
     from morphlib.evaluate import EvalConfig, evaluate
 
     if args.sources is not None and args.sources < 1:
@@ -175,7 +191,7 @@ def _evaluate(args: argparse.Namespace) -> int:
         judges=args.judges,
         families=args.families,
         budgets=budgets,
-        regimes=args.regime,
+        regimes=args.regime or ("persistent",),
         sources=sources,
         frames=args.frames,
         seed=args.seed,
@@ -201,4 +217,34 @@ def _evaluate(args: argparse.Namespace) -> int:
     if live:
         print(file=sys.stderr)
     print(f"report: {args.out / 'report.md'}")
+    return 0
+
+
+def _atlas(args: argparse.Namespace) -> int:
+    """``evaluate --atlas``: one atlas per source (morphlib.atlas.survey)."""
+    from morphlib.atlas.survey import REPORT, SurveyConfig, survey
+
+    if args.dataset is None:
+        raise ValueError("--atlas runs on a bundled data set (--dataset)")
+    if args.sources is not None and args.sources < 1:
+        raise ValueError("--sources must be at least 1")
+    if not 0 < args.cap_rms <= 1:
+        raise ValueError(f"--cap-rms must lie in (0, 1], got {args.cap_rms}")
+    config = SurveyConfig(
+        dataset=args.dataset,
+        model=args.model,
+        sources=args.sources or 100,
+        seed=args.seed,
+        **({"regime": args.regime[0]} if args.regime else {}),
+        cap_rms=args.cap_rms,
+    )
+    started = time.monotonic()
+
+    def progress(done: int, total: int) -> None:
+        if done == total or sys.stderr.isatty() or done % 10 == 0:
+            print(f"\r{done}/{total} atlases, {time.monotonic() - started:.0f} s", end="", file=sys.stderr)
+
+    survey(config, args.out, progress=progress)
+    print(file=sys.stderr)
+    print(f"report: {args.out / REPORT}")
     return 0
