@@ -270,8 +270,22 @@ def _finite(value: float) -> float | None:
 
 
 #: Driver and judges per data set: the robust model drives; the others were never used for a gradient.
+#: This is the one list of a study's judges; which of them count as independent of the driver is
+#: :func:`morphlib.zoo.independent_judges`'s rule (MNIST: the kNN, the MLP and the noise-trained
+#: EfficientNet; ``mnist-judge`` and ``mnist-judge-vit`` see the data as the driver does, and
+#: ``mnist-cnn`` is its sibling: shown, not counted).
 DEFAULT_MODELS: dict[str, tuple[str, tuple[str, ...]]] = {
-    "mnist": ("mnist-cnn-robust", ("mnist-judge", "mnist-judge-vit", "mnist-cnn")),
+    "mnist": (
+        "mnist-cnn-robust",
+        (
+            "mnist-judge-knn",
+            "mnist-judge-mlp",
+            "mnist-judge-noise",
+            "mnist-judge",
+            "mnist-judge-vit",
+            "mnist-cnn",
+        ),
+    ),
     "shapes": ("shapes-cnn-robust", ("shapes-judge", "shapes-cnn")),
     "orientation": ("orientation-cnn-robust", ("orientation-judge", "orientation-cnn")),
     "digits": ("digits-cnn-robust", ("digits-judge", "digits-cnn")),

@@ -9,7 +9,7 @@ import torch
 
 from morphlib import Strength
 from morphlib.cli import main
-from morphlib.study import Setting, best_setting, default_settings, fade, summarise
+from morphlib.study import DEFAULT_MODELS, Setting, best_setting, default_settings, fade, summarise
 
 SMALL = ["study", "--datasets", "mnist", "--sources", "2", "--frames", "4"]
 SETTINGS = ["--settings", "pixel persistent,csp-phase frozen"]
@@ -44,7 +44,7 @@ def test_study_runs_end_to_end_resumes_and_reports(tmp_path, capsys):
     rows = [json.loads(line) for line in (out / "rows.jsonl").read_text().splitlines()]
     assert len(rows) == 4 and {r["setting"] for r in rows} == {"pixel persistent", "csp-phase frozen"}
     for row in rows:
-        assert set(row["judges"]) == {"mnist-judge", "mnist-judge-vit", "mnist-cnn"}
+        assert set(row["judges"]) == set(DEFAULT_MODELS["mnist"][1])
         assert 0 < row["rms"] <= 0.28 * 1.01 and 0 <= row["fade"] <= 1
         assert row["target"] != row["label"]
     report = (out / "report.md").read_text()
