@@ -9,8 +9,8 @@ video asks for no more frames than the walk took; see :func:`morphlib.morph`), s
 measures them all, and a judge added later reads the kept frames without a new walk.
 
 * **Judges** are counted only when they are independent of every driver
-  (:func:`morphlib.zoo.is_sibling`: a model of the driver's own architecture and data is a
-  sibling, shown beside the others and never counted); the **majority** is a strict majority
+  (:mod:`morphlib.zoo.judges`: another architecture and another view of the data; a model of the
+  driver's own architecture and data is a sibling, shown beside the others and never counted); the **majority** is a strict majority
   of the counted judges reading the target.  Rates are over **all** pairs (not only the flips),
   with counts and Wilson 95 % intervals (:mod:`morphlib.stats`).
 * **Held out**: the pairs are drawn once, seeded, from the test images every driver gets right;
@@ -140,22 +140,31 @@ class StudyConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        from .zoo import is_sibling
-
         if not self.drivers or not self.judges:
             raise ValueError("a study needs at least one driver and one counted judge")
         if self.select < 1 or self.report < 1:
             raise ValueError("select and report need at least one pair each")
         for judge in self.judges:
             for driver in self.drivers:
-                if judge != FOURIER_JUDGE and (judge == driver or is_sibling(driver, judge)):
+                kind = relation(driver, judge)
+                if kind != "independent":
                     raise ValueError(
-                        f"{judge!r} is a sibling of the driver {driver!r} (its architecture, its data): "
-                        "it may be shown, never counted as an independent judge"
+                        f"{judge!r} is {'the driver' if kind == 'self' else 'a ' + kind + ' judge'} of "
+                        f"{driver!r} (morphlib.zoo.judges): it may be shown, never counted as independent"
                     )
 
 
-#: Drivers and judges per data set: the first driver is the app's; judges are counted, ``shown`` not.
+def relation(driver: str, judge: str) -> str:
+    """What ``judge`` is to ``driver`` (:func:`morphlib.zoo.judges.relation`); the Fourier judge, which
+    has no weights and no training, is independent of every driver."""
+    from .zoo.judges import relation as zoo_relation
+
+    return "independent" if judge == FOURIER_JUDGE else zoo_relation(driver, judge)
+
+
+#: Drivers and judges per data set: the first driver is the app's; judges are counted, ``shown`` not
+#: (which may be counted is :mod:`morphlib.zoo.judges`'s rule).  The shapes data have no study: their
+#: one bundled judge sees the data as the drivers do, and no model-free shape measure reads them.
 DEFAULT_MODELS: dict[str, dict[str, tuple[str, ...]]] = {
     "mnist": {
         "drivers": ("mnist-cnn-robust-eps3", "mnist-cnn-robust"),
@@ -164,13 +173,8 @@ DEFAULT_MODELS: dict[str, dict[str, tuple[str, ...]]] = {
     },
     "orientation": {
         "drivers": ("orientation-cnn-robust-eps2", "orientation-cnn-robust"),
-        "judges": (FOURIER_JUDGE, "orientation-judge"),
-        "shown": ("orientation-cnn",),
-    },
-    "shapes": {
-        "drivers": ("shapes-cnn-robust",),
-        "judges": ("shapes-judge",),
-        "shown": ("shapes-cnn",),
+        "judges": (FOURIER_JUDGE,),
+        "shown": ("orientation-judge", "orientation-cnn"),
     },
 }
 
@@ -619,10 +623,11 @@ def _rules_table(lines: Sequence[Line], config: StudyConfig) -> list[str]:
     return out
 
 
-def _judges_table(line: Line, config: StudyConfig, siblings: set[str]) -> list[str]:
+def _judges_table(line: Line, config: StudyConfig) -> list[str]:
     out = ["| judge | counted | reads the target (95 % CI) |", "|---|---|---|"]
     for j in (*config.judges, *config.shown):
-        kind = "yes" if j in config.judges else ("no: sibling of a driver" if j in siblings else "no: shown")
+        kinds = sorted({relation(d, j) for d in config.drivers} - {"independent"})
+        kind = "yes" if j in config.judges else f"no: {' / '.join(kinds) or 'shown'} of a driver"
         out.append(f"| `{j}` | {kind} | {rate(line.judges[j], line.pairs)} |")
     out.append(f"| majority of the counted | – | {rate(line.majority, line.pairs)} |")
     return out
@@ -630,8 +635,6 @@ def _judges_table(line: Line, config: StudyConfig, siblings: set[str]) -> list[s
 
 def write_report(out: Path) -> Path:
     """``report.md``, ``results.csv`` and the grids, from the rows and warp fits under ``out``."""
-    from .zoo import is_sibling
-
     rows_all = RunStore(out, rows="rows.jsonl").rows()
     rows_all = [r for c in stored_configs(out) for r in with_reads(out, c.dataset, [x for x in rows_all if x["dataset"] == c.dataset])]
     text = [
@@ -644,8 +647,8 @@ def write_report(out: Path) -> Path:
         "**selection** pairs (most judge-majority reads among those flipping the driver on "
         f">= {100 * GOOD_FLIP_RATE:.0f} % with a median chroma share <= {100 * MAX_CHROMA:.0f} %)",
         "and reported on the **held-out report** pairs, other source images from the same test split.",
-        "Counted judges are independent of every driver (`morphlib.zoo.is_sibling`); siblings are",
-        "shown, never counted. *chroma*: share of the change's energy in YIQ chroma; *fade*: loss of",
+        "Counted judges are independent of every driver (`morphlib.zoo.judges`: another architecture",
+        "and another view of the data); siblings and same-view judges are shown, never counted. *chroma*: share of the change's energy in YIQ chroma; *fade*: loss of",
         "RMS contrast.",
         "",
     ]
@@ -655,7 +658,6 @@ def write_report(out: Path) -> Path:
         if not rows:
             continue
         lines = summarise(rows, config)
-        siblings = {j for j in config.shown for d in config.drivers if j != FOURIER_JUDGE and is_sibling(d, j)}
         text += [
             f"## {config.dataset}",
             "",
@@ -678,7 +680,7 @@ def write_report(out: Path) -> Path:
                 f"**Held out, on the report pairs:** flips {rate(held.flips, held.pairs)}, "
                 f"judge majority {rate(held.majority, held.pairs)}.",
                 "",
-                *_judges_table(held, config, siblings),
+                *_judges_table(held, config),
                 "",
             ]
             peer = find(lines, best.driver, pixel_peer(_setting(best.setting, rows)).name, best.rule, "report")

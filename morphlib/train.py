@@ -31,16 +31,21 @@ from torch import nn
 from morphlib import data
 from morphlib.attacks import pgd_l2, robust_accuracy
 from morphlib.zoo.model import Preprocess
+from morphlib.zoo.pixel_models import PixelKNN
 
+#: Normalisation applied in front of every bundled network.
+MEAN, STD = 0.5, 0.25
 #: Architectures by short name: the timm model and the arguments that shrink it.
 ARCHITECTURES: dict[str, tuple[str, dict]] = {
     "resnet": ("test_resnet", {"channels": [16, 32, 32, 48]}),
     "effnet": ("test_efficientnet", {}),
     # A transformer judge: no convolutional prior shared with the drivers.
     "vit": ("test_vit", {"patch_size": 4, "img_size": None}),
+    # Judges on the flattened pixels (morphlib.zoo.pixel_models): no convolution at all.
+    "mlp": ("pixel_mlp", {"hidden": [256, 256], "img_size": None}),
+    # Not a neural network: k nearest neighbours among the stored training images, no training.
+    "knn": ("pixel_knn", {"k": 5, "img_size": None, "mean": MEAN, "std": STD}),
 }
-#: Normalisation applied in front of every bundled network.
-MEAN, STD = 0.5, 0.25
 #: Training length per data set (digits is small, so it gets more passes).
 DEFAULT_EPOCHS: dict[str, int] = {"shapes": 12, "orientation": 6, "digits": 30, "mnist": 15}
 #: L2 radius (in [0, 1] pixel units) at which robustness is measured when not trained for.
@@ -65,6 +70,7 @@ class TrainConfig:
     seed: int = 0
     init: str | None = None
     pgd_steps: int = TRAIN_PGD_STEPS
+    noise: float = 0.0
 
     def __post_init__(self) -> None:
         if self.dataset not in data.DATASETS:
@@ -75,6 +81,10 @@ class TrainConfig:
             raise ValueError(f"the robust radius must be >= 0, got {self.robust_eps}")
         if self.pgd_steps < 1:
             raise ValueError(f"the PGD steps must be >= 1, got {self.pgd_steps}")
+        if self.noise < 0:
+            raise ValueError(f"the noise level must be >= 0, got {self.noise}")
+        if self.arch == "knn" and (self.robust_eps or self.noise or self.init):
+            raise ValueError("a k-nearest-neighbour model is not trained: no --robust, --noise or --init")
         if self.epochs is None:
             self.epochs = DEFAULT_EPOCHS[self.dataset]
 
@@ -85,10 +95,13 @@ def model_args(arch: str, side: int) -> dict:
     return {k: (side if k == "img_size" and v is None else v) for k, v in kwargs.items()}
 
 
-def build(arch: str, num_classes: int, channels: int = 3, side: int = 32) -> nn.Module:
-    """A freshly initialised network of architecture ``arch`` (see :data:`ARCHITECTURES`)."""
+def build(arch: str, num_classes: int, channels: int = 3, side: int = 32, **extra: object) -> nn.Module:
+    """A freshly initialised network of architecture ``arch`` (see :data:`ARCHITECTURES`); ``extra``:
+    more arguments (the k-nearest-neighbour classifier's ``n_train``)."""
     name, _ = ARCHITECTURES[arch]
-    return timm.create_model(name, num_classes=num_classes, in_chans=channels, **model_args(arch, side))
+    return timm.create_model(
+        name, num_classes=num_classes, in_chans=channels, **model_args(arch, side), **extra
+    )
 
 
 def _normalisation(channels: int) -> tuple[tuple[float, ...], tuple[float, ...]]:
@@ -136,6 +149,12 @@ def train(config: TrainConfig, log: Callable[[str], object] = print) -> nn.Seque
     generator = torch.Generator().manual_seed(config.seed)
     images, labels, names = data.load(config.dataset, "train", n=config.n_train, seed=config.seed)
     side, channels = data.IMAGE_SIZE[config.dataset], data.CHANNELS[config.dataset]
+    if config.arch == "knn":  # nothing to optimise: the training images are the model
+        knn = build("knn", len(names), channels, side, n_train=len(images))
+        assert isinstance(knn, PixelKNN)
+        log(f"storing {len(images)} {config.dataset} training images for a {knn.k}-nearest-neighbour model")
+        preprocess = Preprocess((side, side), *_normalisation(channels))
+        return nn.Sequential(preprocess, knn.fit(images, labels)).eval()
     net = (
         build(config.arch, len(names), channels, side)
         if config.init is None
@@ -150,6 +169,7 @@ def train(config: TrainConfig, log: Callable[[str], object] = print) -> nn.Seque
     log(
         f"training {config.arch} on {config.dataset} ({len(images)} images, {config.epochs} epochs"
         + (f", L2 PGD eps={config.robust_eps}, {config.pgd_steps} steps" if config.robust_eps else "")
+        + (f", Gaussian noise sigma={config.noise}" if config.noise else "")
         + ")"
     )
     for epoch in range(config.epochs):
@@ -161,6 +181,8 @@ def train(config: TrainConfig, log: Callable[[str], object] = print) -> nn.Seque
             if len(batch) < 2:  # batch norm cannot train on a single image
                 continue
             x, y = _shift(images[batch], generator), labels[batch]
+            if config.noise:  # the coarse shape survives, the fine pixels do not
+                x = (x + config.noise * torch.randn(x.shape, generator=generator)).clamp(0, 1)
             if eps > 0:
                 model.eval()  # attack the model as it will be used, without updating BN statistics
                 x = pgd_l2(model, x, y, eps, steps=config.pgd_steps, generator=generator)
@@ -182,12 +204,16 @@ def train(config: TrainConfig, log: Callable[[str], object] = print) -> nn.Seque
 
 
 def evaluate(model: nn.Module, config: TrainConfig) -> dict:
-    """Clean and L2-PGD accuracy on a test split the run never saw."""
+    """Clean and L2-PGD accuracy on a test split the run never saw (clean only for a network
+    without a gradient to attack along, the k-nearest-neighbour classifier)."""
     n = None if config.dataset in ("digits", "mnist") else EVAL_SIZE
     images, labels, _ = data.load(config.dataset, "test", n=n, seed=config.seed)
+    clean = {"clean_accuracy": round(accuracy(model, images, labels), 4), "eval_images": len(images)}
+    if getattr(model[1], "differentiable", True) is False:
+        return {**clean, "config": asdict(config)}
     eps = config.robust_eps or DEFAULT_EPS[config.dataset]
     return {
-        "clean_accuracy": round(accuracy(model, images, labels), 4),
+        "clean_accuracy": clean["clean_accuracy"],
         "robust_accuracy": round(robust_accuracy(model, images, labels, eps, steps=EVAL_PGD_STEPS), 4),
         "eval_eps": eps,
         "eval_images": len(images),
@@ -198,15 +224,18 @@ def evaluate(model: nn.Module, config: TrainConfig) -> dict:
 
 def save(model: nn.Module, metrics: dict, out: Path, config: TrainConfig) -> None:
     """Write ``model`` in timm's Hugging Face layout (float16 weights) plus ``metrics.json``."""
-    net = copy.deepcopy(model[1]).half()
+    net = copy.deepcopy(model[1]).half()  # a k-nearest-neighbour one's uint8 images stay as they are
     label_names = data.LABEL_NAMES[config.dataset]
     side, channels = data.IMAGE_SIZE[config.dataset], data.CHANNELS[config.dataset]
     mean, std = _normalisation(channels)
+    args = model_args(config.arch, side)
+    if isinstance(net, PixelKNN):
+        args["n_train"] = net.train_images.shape[0]
     timm.models.save_for_hf(
         net,
         str(out),
         model_config={"label_names": label_names},
-        model_args=model_args(config.arch, side),
+        model_args=args,
         safe_serialization=True,
         data_config={"input_size": (channels, side, side), "mean": mean, "std": std, "crop_pct": 1.0},
     )
@@ -231,12 +260,18 @@ def run(args: argparse.Namespace) -> int:
         lr=args.lr,
         init=args.init,
         pgd_steps=args.pgd_steps,
+        noise=args.noise,
     )
     model = train(config)
     metrics = evaluate(model, config)
     print(
-        f"test accuracy {metrics['clean_accuracy']:.4f}  robust accuracy (L2 PGD eps={metrics['eval_eps']}, "
-        f"{EVAL_PGD_STEPS} steps) {metrics['robust_accuracy']:.4f}"
+        f"test accuracy {metrics['clean_accuracy']:.4f}"
+        + (
+            f"  robust accuracy (L2 PGD eps={metrics['eval_eps']}, {EVAL_PGD_STEPS} steps) "
+            f"{metrics['robust_accuracy']:.4f}"
+            if "robust_accuracy" in metrics
+            else ""
+        )
     )
     out = Path(args.out) if args.out else Path("assets") / _default_name(config)
     save(model, metrics, out, config)

@@ -56,10 +56,16 @@ def test_a_sibling_of_a_driver_is_never_counted():
         StudyConfig("mnist", ("mnist-cnn-robust",), ("mnist-cnn", "mnist-judge-knn"))
     with pytest.raises(ValueError, match="sibling"):  # whatever the driver's recipe
         StudyConfig("mnist", ("mnist-cnn-robust-eps3",), ("mnist-cnn",))
+    with pytest.raises(ValueError, match="same view"):  # another architecture, the same view of the data
+        StudyConfig("mnist", ("mnist-cnn-robust",), ("mnist-judge",))
+    with pytest.raises(ValueError, match="the driver"):
+        StudyConfig("mnist", ("mnist-cnn-robust",), ("mnist-cnn-robust",))
     shown = StudyConfig("mnist", ("mnist-cnn-robust",), ("mnist-judge-knn",), shown=("mnist-cnn",))
     assert "mnist-cnn" not in shown.judges
-    config = default_config("mnist")
-    assert not set(config.judges) & {"mnist-cnn", *config.drivers}
+    for dataset in ("mnist", "orientation"):
+        config = default_config(dataset)
+        assert len(config.judges) >= (3 if dataset == "mnist" else 1)
+        assert not set(config.judges) & {"mnist-cnn", "orientation-cnn", *config.drivers}
 
 
 def _row(flips: bool, reads: int, chroma: float = 0.0, index: int = 0, setting: str = "s") -> dict:

@@ -24,8 +24,9 @@ BUNDLED = [e.id for e in MANIFEST.values() if e.source == "bundled"]
 ROBUST_TWINS = [(e.id, e.id.removesuffix("-robust")) for e in MANIFEST.values() if e.id.endswith("-robust")]
 # Accuracy floors; digits is a small real data set, the synthetic ones are easy by design.
 MIN_ACCURACY = {"shapes": 0.95, "orientation": 0.95, "digits": 0.93, "mnist": 0.96}
-# Per model where the architecture, not the data, sets the bar: a ViT from scratch on 4,000 digits.
-MIN_ACCURACY_OF = {"mnist-judge-vit": 0.92}
+# Per model where the architecture, not the data, sets the bar: a ViT from scratch on 4,000 digits,
+# a 5-nearest-neighbour vote in raw pixel distance (93.6 %).
+MIN_ACCURACY_OF = {"mnist-judge-vit": 0.92, "mnist-judge-knn": 0.92}
 
 
 def _test_split(dataset: str, n: int):

@@ -88,7 +88,8 @@ class ModelRegistry:
         self._loading: dict[tuple[str, str], threading.Lock] = {}
 
     def choices(self) -> list[ModelChoice]:
-        """Every model with its current status (checked now: weights may appear while serving)."""
+        """Every model that can drive a morph, with its current status (checked now: weights may
+        appear while serving); judges without a gradient (``differentiable: false``) are left out."""
         out = [
             ModelChoice(
                 mid,
@@ -98,15 +99,22 @@ class ModelRegistry:
                 getattr(m, "entry", None),
             )
             for mid, m in self.extra.items()
+            if getattr(m, "differentiable", True) is not False
         ]
         for status in list_models(self.entries):
             e = status.entry
-            out.append(ModelChoice(e.id, e.name, status.location, status.available, e))
+            if e.differentiable:
+                out.append(ModelChoice(e.id, e.name, status.location, status.available, e))
         return out
 
     def choice(self, model_id: str) -> ModelChoice:
-        """The status of ``model_id``; ValueError for an unknown id."""
+        """The status of ``model_id``; ValueError for an unknown id or a judge without a gradient."""
         model_id = str(model_id or "").strip()
+        judge = self.entries.get(model_id)
+        if model_id not in self.extra and judge is not None and not judge.differentiable:
+            raise ValueError(
+                f"{model_id!r} is a judge without a gradient (it cannot drive a morph); pick another model"
+            )
         for c in self.choices():
             if c.id == model_id:
                 return c

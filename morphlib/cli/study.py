@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 #: The data sets a study runs on (morphlib.study.DEFAULT_MODELS has their drivers and judges).
-DATASETS = ("mnist", "orientation", "shapes")
+DATASETS = ("mnist", "orientation")
 
 
 def _names(text: str | None) -> tuple[str, ...] | None:

@@ -7,7 +7,7 @@ import argparse
 #: The data sets and architectures (morphlib.data.DATASETS and morphlib.train.ARCHITECTURES; tests/test_cli.py
 #: checks they agree), here so that --help imports no torch.
 DATASETS = ("shapes", "orientation", "digits", "mnist")
-ARCHITECTURES = ("resnet", "effnet", "vit")
+ARCHITECTURES = ("resnet", "effnet", "vit", "mlp", "knn")
 LR = 3e-3
 PGD_STEPS = 2
 
@@ -25,10 +25,22 @@ def add_command(subparsers: argparse._SubParsersAction) -> None:
         formatter_class=HelpFormatter,
     )
     p.add_argument("dataset", choices=DATASETS)
-    p.add_argument("--arch", choices=ARCHITECTURES, default="resnet", help="architecture")
+    p.add_argument(
+        "--arch",
+        choices=ARCHITECTURES,
+        default="resnet",
+        help="architecture (mlp: a perceptron on the pixels; knn: 5 nearest neighbours, not trained)",
+    )
     p.add_argument("--robust", metavar="l2:EPS", help="L2 PGD adversarial training at radius EPS")
     p.add_argument(
         "--pgd-steps", type=int, default=PGD_STEPS, help="attack steps per batch in robust training"
+    )
+    p.add_argument(
+        "--noise",
+        type=float,
+        default=0.0,
+        metavar="SIGMA",
+        help="add Gaussian noise of this standard deviation to the [0, 1] training pixels",
     )
     p.add_argument("--epochs", type=int, help="passes over the training set (default: per data set)")
     p.add_argument("--n-train", type=int, help="training images (default: per data set)")

@@ -15,9 +15,18 @@ __all__ = ["BATCH", "check_model", "device_dtype", "eval_mode", "logits_of", "pr
 
 
 def check_model(model: object) -> nn.Module:
-    """``model`` if it is a module; TypeError otherwise."""
+    """``model`` if it is a module whose gradient can drive a morph; TypeError if it is no module,
+    ValueError if it says it has no useful gradient (``differentiable = False``, as a zoo model
+    of a k-nearest-neighbour judge does)."""
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module (e.g. a ZooModel), got {type(model).__name__}")
+    if getattr(model, "differentiable", True) is False:
+        entry = getattr(model, "entry", None)
+        name = f"model {entry.id!r}" if entry is not None else f"this {type(model).__name__}"
+        raise ValueError(
+            f"{name} has no useful input gradient (it is not differentiable, e.g. a k-nearest-neighbour "
+            "classifier): it can judge a morph but not drive one; morph with a differentiable model"
+        )
     return model
 
 

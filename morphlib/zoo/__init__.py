@@ -32,6 +32,7 @@ from torch import nn
 from morphlib.zoo.entry import ZooEntry
 from morphlib.zoo.hub import ModelUnavailableError
 from morphlib.zoo.hub_models import hub_entry, is_hub_id
+from morphlib.zoo.judges import independent_judges, is_independent, is_sibling, relation
 from morphlib.zoo.labels import label_names, label_set
 from morphlib.zoo.loaders import build_network, is_available
 from morphlib.zoo.manifest import MANIFEST_VARIABLE, ManifestError, read_manifest
@@ -48,12 +49,16 @@ __all__ = [
     "ZooEntry",
     "ZooModel",
     "entry_for",
+    "independent_judges",
+    "is_independent",
+    "is_sibling",
     "label_names",
     "label_set",
     "list_models",
     "load",
     "read_manifest",
     "register",
+    "relation",
     "unregister",
     "wrap",
 ]

@@ -46,6 +46,13 @@ class ZooEntry:
     labels, label_ids : tuple of str
         Class names and the label set's own ids (WordNet ids for ImageNet) that the
         manifest or the model's config gives; empty: those of :attr:`dataset`.
+    differentiable : bool
+        Whether its input gradient means anything: ``False`` for a judge such as a
+        k-nearest-neighbour classifier, which can score images but not drive a morph.
+    view : str
+        How the model sees its data set (input and augmentation), e.g. ``"pixels, random
+        shifts"``; ``"standard"`` when the manifest does not say.  Two models of one data set
+        with the same view and architecture are siblings (:mod:`morphlib.zoo.judges`).
     """
 
     id: str
@@ -67,6 +74,8 @@ class ZooEntry:
     metrics: dict[str, Any] = field(default_factory=dict)
     labels: tuple[str, ...] = ()
     label_ids: tuple[str, ...] = ()
+    differentiable: bool = True
+    view: str = "standard"
 
     @property
     def channels(self) -> int:

@@ -35,10 +35,13 @@ from morphlib.zoo.checks import check_finite_weights, inside
 from morphlib.zoo.entry import ZooEntry
 from morphlib.zoo.hub import ModelUnavailableError, cached_file, fetch
 from morphlib.zoo.manifest import REPO_ROOT
+from morphlib.zoo.pixel_models import PixelKNN, PixelMLP
 from morphlib.zoo.transformers_models import FILES as TRANSFORMERS_FILES
 from morphlib.zoo.transformers_models import load_transformers_folder
 
 TIMM_FILES = ("config.json", "model.safetensors")
+#: The networks of morphlib's own that timm builds from a folder (importing them registers them).
+OWN_ARCHITECTURES = {"pixel_mlp": PixelMLP, "pixel_knn": PixelKNN}
 NETWORK_PREFIX = "module.model."
 
 

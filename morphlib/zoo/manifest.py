@@ -70,7 +70,7 @@ REQUIRED = (
     "licence",
     "description",
 )
-OPTIONAL = ("metrics", "labels")
+OPTIONAL = ("metrics", "labels", "differentiable", "view")
 #: What a ``local`` entry must say; the rest its folder's config gives or has a default.
 REQUIRED_LOCAL = ("id", "source", "weights")
 _ID = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
@@ -192,7 +192,7 @@ def _stated(fields: _Fields, base: Path) -> dict[str, Any]:
     raw = fields.raw
     entry_id = fields.text("id", pattern=_ID.pattern)
     stated: dict[str, Any] = {"id": entry_id}
-    for key in ("name", "licence", "description"):
+    for key in ("name", "licence", "description", "view"):
         if key in raw:
             stated[key] = fields.text(key)
     if "format" in raw:
@@ -212,6 +212,10 @@ def _stated(fields: _Fields, base: Path) -> dict[str, Any]:
         )
     if "robust" in raw:
         stated.update(_robust(raw["robust"], fields.fail))
+    if "differentiable" in raw:
+        if not isinstance(raw["differentiable"], bool):
+            raise fields.fail("differentiable", f"must be true or false, got {raw['differentiable']!r}")
+        stated["differentiable"] = raw["differentiable"]
     if "metrics" in raw:
         if not isinstance(raw["metrics"], dict):
             raise fields.fail("metrics", f"must be a mapping, got {raw['metrics']!r}")

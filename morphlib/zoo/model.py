@@ -136,6 +136,12 @@ class ZooModel(nn.Module):
         return logits
 
     @property
+    def differentiable(self) -> bool:
+        """Whether its input gradient can drive a morph: not for a judge the manifest marks
+        ``differentiable: false``, nor for a network that says so itself (a k-nearest-neighbour one)."""
+        return self.entry.differentiable and getattr(self.net, "differentiable", True) is not False
+
+    @property
     def device(self) -> torch.device:
         return self.preprocess.mean.device
 
