@@ -362,9 +362,11 @@ def _read(config: StudyConfig, out: Path, rows: Sequence[dict]) -> None:
             judge = judge or _load_judge(name, config.dataset)
             frames = torch.load(_frames_path(out, config.dataset, driver, setting))
             lines = []
-            for r in todo:
-                seen = judge_labels([judge], frames[r["index"]].float() / 255)[0].tolist()
-                lines.append(json.dumps(dict(key=r["key"], judge=name, reads=seen)))
+            for start in range(0, len(todo), BATCH):  # the frames of BATCH rows at a time
+                chunk = todo[start : start + BATCH]
+                every = torch.cat([frames[r["index"]] for r in chunk]).float() / 255
+                seen = judge_labels([judge], every, batch=len(every))[0].view(len(chunk), -1).tolist()
+                lines += [json.dumps(dict(key=r["key"], judge=name, reads=s)) for r, s in zip(chunk, seen, strict=True)]
             with _reads_path(out, config.dataset).open("a") as f:
                 f.write("\n".join(lines) + "\n")
 
