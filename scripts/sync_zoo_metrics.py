@@ -3,7 +3,7 @@
 Usage: python scripts/sync_zoo_metrics.py   (after scripts/train_bundled.sh)
 
 Also copies ``robust_curve`` (robust accuracy at several radii, from scripts/robust_eval.py)
-where a metrics.json has it.
+and ``robust_check`` (the figure the tests recompute) where a metrics.json has them.
 """
 
 from __future__ import annotations
@@ -23,7 +23,9 @@ def main() -> None:
         m = json.loads(metrics_file.read_text())
         keys = ("clean_accuracy", "robust_accuracy", "eval_eps", "eval_images", "eval_pgd_steps")
         # robust_curve: scripts/robust_eval.py's numbers, where it was run (JSON is YAML flow style).
-        keys += ("robust_curve",) if "robust_curve" in m else ()
+        # A model without a gradient (the k-nearest-neighbour judge) has no robust numbers.
+        # robust_check: the figure tests/test_drivers.py recomputes (robust_eval.py --check-images).
+        keys = tuple(k for k in (*keys, "robust_curve", "robust_check") if k in m)
         line = "    metrics: {" + ", ".join(f"{k}: {json.dumps(m[k])}" for k in keys) + "}"
         # The metrics line of the entry whose weights are assets/<id>.
         pattern = re.compile(
