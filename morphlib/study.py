@@ -694,8 +694,8 @@ def write_report(out: Path) -> Path:
                     f"{a} pairs only the pick convinces, {b} only pixel edits; exact McNemar p = {p:.3g}.",
                     "",
                 ]
-            for line in (held, peer):
-                energy = None if line is None else warp_medians(out, config.dataset, line, rows)
+            for line in [held] + ([] if peer is None or peer.setting == held.setting else [peer]):
+                energy = warp_medians(out, config.dataset, line, rows)
                 if line is not None and energy is not None:
                     text.append(
                         f"- {line.setting}: median E warp {100 * energy[0]:.0f} %, warp + gain "
@@ -718,6 +718,7 @@ def write_report(out: Path) -> Path:
                 ),
                 "",
             ]
+        text += _default_here(config, lines, rows)
         text += [
             "Every (driver, setting, rule) on the selection pairs:",
             "",
@@ -753,6 +754,28 @@ def write_report(out: Path) -> Path:
     report = out / "report.md"
     report.write_text("\n".join(text))
     return report
+
+
+def _default_here(config: StudyConfig, lines: Sequence[Line], rows: Sequence[dict]) -> list[str]:
+    """How the app's and the CLI's defaults (the first driver, :data:`~morphlib.config.RECOMMENDED`,
+    :data:`~morphlib.config.RECOMMENDED_STRENGTH`) do on the report pairs, beside pixel edits."""
+    setting, rule = recommended_setting(CHANNELS[config.dataset]).name, recommended_goal()
+    line = find(lines, config.drivers[0], setting, rule, "report")
+    if line is None:
+        return []
+    text = [
+        f"**The defaults here** (`{config.drivers[0]}`, {setting}, stop at {rule}), on the report pairs: "
+        f"flips {rate(line.flips, line.pairs)}, judge majority {rate(line.majority, line.pairs)}, "
+        f"median stop RMS {_num(line.rms)}, fade {_num(line.fade, 2)}, chroma share {_num(line.chroma, 2)}.",
+    ]
+    peer = find(lines, config.drivers[0], pixel_peer(_setting(setting, rows)).name, rule, "report")
+    if peer is not None:
+        a, b, p = paired(line, peer)
+        text.append(
+            f"Pixel edits on the same path and stop: judge majority {rate(peer.majority, peer.pairs)}; "
+            f"{a} pairs only the default convinces, {b} only pixel edits (exact McNemar p = {p:.3g})."
+        )
+    return [*text, ""]
 
 
 def _grid(config: StudyConfig, out: Path, rows: Sequence[dict], best: Line | None) -> Path | None:

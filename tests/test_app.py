@@ -639,10 +639,10 @@ def test_on_zerogpu_a_second_request_neither_reloads_the_model_nor_loses_the_gra
 
 
 def test_a_grey_mnist_digit_morphs_as_grey_with_the_default_settings(client):
-    """The offline default: a real MNIST digit, the robust MNIST model, the study's settings."""
+    """The offline default: a real MNIST digit, the study's MNIST driver, the study's settings."""
     mnist = str(example_by_name("mnist-3").file)
     video, _, _, frame, _, _, summary, message, _, _ = client.predict(
-        image=handle_file(mnist), model="mnist-cnn-robust", target="8", api_name="/morph"
+        image=handle_file(mnist), model="mnist-cnn-robust-eps3", target="8", api_name="/morph"
     )
     settings = summary["settings"]
     assert (settings["family"], settings["regime"], settings["mode"]) == ("csp-joint", "step-local", "auto")

@@ -152,3 +152,24 @@ def test_unknown_settings_and_data_sets_are_refused(tmp_path, capsys):
     assert main([*SMALL[:-1], "pixel sideways", "--out", str(tmp_path)]) == 2
     assert "unknown settings ['pixel sideways']" in capsys.readouterr().err
     assert main(["study", "--datasets", "cifar", "--out", str(tmp_path)]) == 2
+
+
+def test_the_defaults_are_what_the_committed_study_picked():
+    """The app opens on the study's MNIST pick, and the library's and CLI's defaults are its setting
+    and stopping rule (``reports/quality/report.md``, written from the committed rows)."""
+    import re
+    from pathlib import Path
+
+    from morphlib.app.examples import load_examples
+    from morphlib.app.registry import DEFAULT_MODELS as APP_MODELS
+    from morphlib.config import RECOMMENDED_STRENGTH
+
+    report = (Path(__file__).resolve().parents[1] / "reports" / "quality" / "report.md").read_text()
+    mnist = report[report.index("## mnist") :]
+    picked = re.search(r"\*\*Picked on the selection pairs:\*\* `([^`]+)`, ([^,]+), stop at (\S+) ", mnist)
+    assert picked is not None
+    driver, setting, rule = picked.groups()
+    assert setting == recommended_setting(1).name and rule == RECOMMENDED_STRENGTH.goal.spec
+    bundled = [m for m in APP_MODELS if m.startswith("mnist")]
+    assert bundled[0] == driver
+    assert {e.model for e in load_examples() if e.name in ("mnist-3", "mnist-7")} == {driver}

@@ -21,6 +21,7 @@ log = logging.getLogger("morphlib.app")
 #: loads without a download (cached, or preloaded on a Space), else the best bundled model.
 DEFAULT_MODELS = (
     "resnet50-l2-eps3",
+    "mnist-cnn-robust-eps3",
     "mnist-cnn-robust",
     "digits-cnn-robust",
     "orientation-cnn-robust",

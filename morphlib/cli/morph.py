@@ -23,7 +23,7 @@ from pathlib import Path
 #: The values of the recommended settings shown in --help (morphlib.config holds the real ones;
 #: tests/test_cli.py checks that the two agree), so that --help imports no torch.
 DEFAULT_FAMILY, DEFAULT_REGIME, DEFAULT_SMOOTH, DEFAULT_LUMA = "csp-joint", "step-local", 1.0, True
-DEFAULT_GOAL, DEFAULT_CAP_RMS = "p0.9", 0.28
+DEFAULT_GOAL, DEFAULT_CAP_RMS = "margin3", 0.28
 FAMILIES = ("pixel", "fourier-phase", "csp-phase", "csp-joint", "csp-amplitude")
 REGIMES = ("frozen", "persistent", "step-local")
 LOSSES = ("nll", "margin", "contrast")
