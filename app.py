@@ -51,12 +51,16 @@ COMPUTE_LIMIT = int(os.environ.get("MORPHLIB_APP_CONCURRENCY", "2"))
 SESSIONS = int(os.environ.get("MORPHLIB_APP_SESSIONS", "500"))
 INTRO = """# morphlib: how would this classifier change the image?
 Pick an image and a model, choose a target class, and **Morph**: the classifier's own
-gradient, taken with respect to the phases and amplitudes of a complex steerable pyramid, is
-followed step by step until the model is confident of the target, and shown as a short video
-(the default; the paper's method, "Through a Steerable Lens", Mahdisoltani et al., 2025, is
-*csp-phase* on the *frozen* regime: one gradient of the phases, extrapolated). Robust models'
-morphs redraw the object; standard models' look like noise. Compare with pixel and Fourier edits
-in **Compare families**; `docs/method.md` says what was measured.
+gradient, taken with respect to the phases and amplitudes of a complex steerable pyramid
+(*csp-joint*), is followed step by step, re-analysing each frame (*step-local*), until the target
+leads the runner-up by a log-odds margin of 3 or the change reaches its cap, and shown as a
+short video; colour images change in brightness only. On held-out MNIST pairs with the default
+model, three classifiers that never saw its gradients read the target on 82 % of the morphs.
+The paper's method ("Through a Steerable Lens", Mahdisoltani et al., 2025: *csp-phase*, *frozen*,
+one gradient of the phases, extrapolated) is one click away; on digits it fades the stroke into
+a ringed ghost rather than drawing a new one (2 %). Robust models' morphs redraw the object;
+standard models' look like noise. **Compare families** and **Atlas** show more;
+`docs/method.md` says what was measured.
 """
 
 

@@ -666,7 +666,9 @@ def write_report(out: Path) -> Path:
             f"Drivers {', '.join(f'`{d}`' for d in config.drivers)}; counted judges "
             f"{', '.join(f'`{j}`' for j in config.judges)}; shown {', '.join(f'`{j}`' for j in config.shown)}. "
             f"{config.select} selection and {config.report} report pairs (seed {config.seed}), "
-            f"cap RMS {config.max_rms:g}.",
+            f"cap RMS {config.max_rms:g}. Made by `python -m morphlib study --datasets {config.dataset} "
+            f"--select {config.select} --report {config.report} --max-rms {config.max_rms:g} --seed {config.seed} "
+            f"--drivers {','.join(config.drivers)}`.",
             "",
         ]
         best = pick(lines)

@@ -40,15 +40,15 @@ from morphlib.zoo import load, wrap""",
         "markdown",
         """## A bundled model
 
-`mnist-cnn-robust` is an adversarially robust CNN trained on real MNIST digits. The recommended
-settings walk a step-local path of joint phase and amplitude edits until the target class is
-confident (p >= 0.9).""",
+`mnist-cnn-robust-eps3` is an adversarially robust CNN (L2 PGD, eps 3) trained on real MNIST
+digits. The recommended settings walk a step-local path of joint phase and amplitude edits until
+the target leads the runner-up by a log-odds margin of 3 (or the change reaches its cap).""",
     ),
     (
         "code",
-        """model = load("mnist-cnn-robust")
+        """model = load("mnist-cnn-robust-eps3")
 digits, labels, names = load_data("mnist", split="test", n=1, seed=0)
-result = morph(model, digits[0], "3", RECOMMENDED, RECOMMENDED_STRENGTH, frames=8, progress=False)
+result = morph(model, digits[0], "8", RECOMMENDED, RECOMMENDED_STRENGTH, frames=8, progress=False)
 print(result.auto.message)
 result  # a notebook shows the looping morph and the per-frame numbers""",
     ),

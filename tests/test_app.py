@@ -130,13 +130,13 @@ def test_frame_needs_a_morph_first(server):
 def test_auto_strength_finds_where_the_target_wins(client):
     summary, message = morph(client, family="pixel", mode="auto", strength=0, frames=4)[6:8]
     assert summary["auto"]["reached"] and summary["frames"][-1]["top5"][0][0] == "9"
-    assert "meets the goal (p >= 0.90)" in message  # the default goal: a confident target
+    assert "meets the goal (log-odds margin >= 3)" in message  # the default goal: a clear lead over the runner-up
 
 
 def test_auto_strength_says_when_the_cap_comes_first(client):
     summary, message = morph(client, family="csp-phase", mode="auto", strength=0.07, frames=3)[6:8]  # RMS cap
     assert not summary["auto"]["reached"]
-    assert "never met the goal (p >= 0.90)" in message and "cap" in message
+    assert "never met the goal (log-odds margin >= 3)" in message and "cap" in message
 
 
 def test_compare_families_side_by_side_at_one_budget(client):

@@ -80,7 +80,7 @@ def test_load_an_example_morph_and_see_the_video(page, url, tmp_path):
     assert video.get_attribute("src")
     page.locator("#status").get_by_text("→").first.wait_for()
     status = page.locator("#status").inner_text()
-    assert "7 → 3" in status and "meets the goal (p >= 0.90)" in status
+    assert "7 → 3" in status and "meets the goal (log-odds margin >= 3)" in status
     assert video.evaluate("v => v.loop") is True
     page.wait_for_function("() => document.querySelector('#video video').readyState >= 2")
     shot = screenshot_dir(tmp_path) / "app-morph.png"

@@ -73,7 +73,7 @@ def test_help_loads_no_torch_and_shows_plain_text(command):
         (["morph", "missing.png", "--model", "digits-cnn", "--target", "3"], "no image file 'missing.png'"),
         (
             ["morph", "data:digits:0", "--model", "digits-cnn", "--target", "3", "--goal", "1.5"],
-            "--goal must lie",
+            "the p rule's value must lie in (0, 1), got 1.5",
         ),
         (
             ["morph", "data:digits:0", "--model", "digits-cnn", "--target", "3", "--scales", "x"],
@@ -117,7 +117,7 @@ def test_the_readmes_first_command_changes_the_class(tmp_path, capsys):
     assert main(argv) == 0
     out = capsys.readouterr().out
     rows = [row.split() for row in out.splitlines() if row.strip()[:1].isdigit()]
-    assert "meets the goal (p >= 0.90)" in out and rows[0][-1] != "3" and rows[-1][-1] == "3"
+    assert "meets the goal (log-odds margin >= 3)" in out and rows[0][-1] != "8" and rows[-1][-1] == "8"
     assert (tmp_path / "out" / "morph.gif").is_file()
 
 

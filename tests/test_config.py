@@ -40,7 +40,7 @@ def test_strength_has_one_unit_for_the_cap():
         "step-local",
         1.0,
     )
-    assert (RECOMMENDED_STRENGTH.goal, RECOMMENDED_STRENGTH.cap_rms) == (Goal("p", 0.9), 0.28)
+    assert (RECOMMENDED_STRENGTH.goal, RECOMMENDED_STRENGTH.cap_rms) == (Goal("margin", 3.0), 0.28)
 
 
 def test_a_gradient_serves_only_its_own_settings(digits):

@@ -32,7 +32,7 @@ def test_the_standard_twin_is_a_sibling_never_counted(driver):
     assert is_sibling(driver, "mnist-cnn") and relation(driver, "mnist-cnn") == "sibling"
     assert is_sibling("mnist-cnn-robust", "mnist-cnn-robust-eps3")
     assert not is_independent(driver, "mnist-cnn")
-    judges = DEFAULT_MODELS["mnist"][1]
+    judges = (*DEFAULT_MODELS["mnist"]["judges"], *DEFAULT_MODELS["mnist"]["shown"])
     counted = independent_judges(driver, judges)
     assert "mnist-cnn" in judges and "mnist-cnn" not in counted
     assert all(not is_sibling(driver, j) for j in counted)
@@ -44,7 +44,8 @@ def test_the_three_new_judges_are_independent(driver):
         assert is_independent(driver, judge), judge
     # Another architecture seeing the digits as the driver does is shown, not counted.
     assert relation(driver, "mnist-judge") == relation(driver, "mnist-judge-vit") == "same view"
-    assert independent_judges(driver, DEFAULT_MODELS["mnist"][1]) == list(NEW_JUDGES)
+    study = DEFAULT_MODELS["mnist"]
+    assert independent_judges(driver, (*study["judges"], *study["shown"])) == list(NEW_JUDGES) == list(study["judges"])
 
 
 def test_the_rule_on_entries_of_a_manifest_of_ones_own():

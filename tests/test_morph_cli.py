@@ -77,7 +77,7 @@ def test_a_grey_digit_morphs_as_grey_with_auto_strength(tmp_path, capsys):
     )
     assert code == 0
     text = capsys.readouterr().out
-    assert f"auto strength: '{target}' meets the goal (p >= 0.90)" in text
+    assert f"auto strength: '{target}' meets the goal (log-odds margin >= 3)" in text
     last_row = [line.split() for line in text.splitlines() if line.split()[:1] == ["3"]][0]
     assert last_row[-1] == target  # the last frame's top-1
     with Image.open(out / "morph.gif") as gif:

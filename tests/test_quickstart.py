@@ -29,6 +29,6 @@ def test_the_notebook_runs_and_shows_its_morphs():
         expression = None if last is None else compile(ast.Expression(last.value), "quickstart.ipynb", "eval")
         shown.append(None if expression is None else eval(expression, namespace))
     result = shown[1]
-    assert "meets the goal (p >= 0.90)" in namespace["result"].auto.message
+    assert "meets the goal (log-odds margin >= 3)" in namespace["result"].auto.message
     assert "data:image/gif;base64," in result._repr_html_()
     assert "star" in shown[2] and len(shown[2].splitlines()) == 1 + 6  # the table: header and 6 frames
