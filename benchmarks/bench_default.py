@@ -68,7 +68,9 @@ def run(model, image, target, setting) -> tuple[float, float, bool]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--write", default=None)
@@ -86,7 +88,7 @@ def main() -> None:
     for name, model, image, target in cases():
         timings: dict[str, list[float]] = {"before": [], "now": []}
         ends = {}
-        for label, setting in (("before", BEFORE), ("now", NOW)):
+        for setting in (BEFORE, NOW):
             run(model, image, target, setting)  # warm-up
         for _ in range(args.repeats):
             for label, setting in (("before", BEFORE), ("now", NOW)):

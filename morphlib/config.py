@@ -12,8 +12,10 @@ Examples
 >>> config = MorphConfig(family="pixel", regime="persistent")
 >>> config.replace(loss="margin").loss
 'margin'
->>> Strength.budget(2.0), Strength.auto(goal=0.9).describe(), Strength.auto("top-1+50%").goal
-(Strength(kind='budget', value=2.0, goal=None, cap_rms=0.28), 'auto (p >= 0.90, cap RMS 0.28)', Goal(rule='overshoot', value=0.5))
+>>> Strength.budget(2.0)
+Strength(kind='budget', value=2.0, goal=None, cap_rms=0.28)
+>>> Strength.auto(goal=0.9).describe(), Strength.auto("top-1+50%").goal
+('auto (p >= 0.90, cap RMS 0.28)', Goal(rule='overshoot', value=0.5))
 >>> MorphConfig(regime="frozn")
 Traceback (most recent call last):
 ...

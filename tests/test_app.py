@@ -130,7 +130,9 @@ def test_frame_needs_a_morph_first(server):
 def test_auto_strength_finds_where_the_target_wins(client):
     summary, message = morph(client, family="pixel", mode="auto", strength=0, frames=4)[6:8]
     assert summary["auto"]["reached"] and summary["frames"][-1]["top5"][0][0] == "9"
-    assert "meets the goal (log-odds margin >= 3)" in message  # the default goal: a clear lead over the runner-up
+    assert (
+        "meets the goal (log-odds margin >= 3)" in message
+    )  # the default goal: a clear lead over the runner-up
 
 
 def test_auto_strength_says_when_the_cap_comes_first(client):

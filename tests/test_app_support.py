@@ -32,8 +32,8 @@ from morphlib.app.engine import (
 )
 from morphlib.app.examples import example_by_name, find_example, load_examples
 from morphlib.app.settings import MAX_FRAMES, Settings, parse_bool, wants_run
-from morphlib.stopping import CHOICES
 from morphlib.imaging import ImageError, fit_to_size, load_image
+from morphlib.stopping import CHOICES
 from morphlib.zoo import ModelUnavailableError, read_manifest
 from morphlib.zoo.manifest import DEFAULT_MANIFEST
 

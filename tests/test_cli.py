@@ -30,7 +30,12 @@ from morphlib.transforms import BANDWIDTHS
 
 def test_the_help_texts_mirror_the_library():
     """--help imports no torch, so the commands keep copies of a few names and defaults: they agree."""
-    assert (cli_morph.DEFAULT_FAMILY, cli_morph.DEFAULT_REGIME, cli_morph.DEFAULT_SMOOTH, cli_morph.DEFAULT_LUMA) == (
+    assert (
+        cli_morph.DEFAULT_FAMILY,
+        cli_morph.DEFAULT_REGIME,
+        cli_morph.DEFAULT_SMOOTH,
+        cli_morph.DEFAULT_LUMA,
+    ) == (
         RECOMMENDED.family,
         RECOMMENDED.regime,
         RECOMMENDED.smooth_sigma,

@@ -65,7 +65,9 @@ def test_a_colour_photo_sent_to_a_one_channel_model_gets_no_new_colour(family):
     images, _, _ = load_data("shapes", "test", n=1, seed=0)
     photo = torch.nn.functional.interpolate(images, size=(28, 28), mode="area")[0]
     config = MorphConfig(family=family, regime="step-local", luma_only=False)
-    result = morph(load("mnist-cnn-robust"), photo, "3", config, Strength.budget(4.0), frames=3, progress=False)
+    result = morph(
+        load("mnist-cnn-robust"), photo, "3", config, Strength.budget(4.0), frames=3, progress=False
+    )
     last = result.frames[-1:]
     assert float((last - photo).norm()) == pytest.approx(4.0, rel=0.02)
     assert float(chroma_share(photo[None], last)[0]) < 0.05

@@ -45,7 +45,11 @@ def test_the_three_new_judges_are_independent(driver):
     # Another architecture seeing the digits as the driver does is shown, not counted.
     assert relation(driver, "mnist-judge") == relation(driver, "mnist-judge-vit") == "same view"
     study = DEFAULT_MODELS["mnist"]
-    assert independent_judges(driver, (*study["judges"], *study["shown"])) == list(NEW_JUDGES) == list(study["judges"])
+    assert (
+        independent_judges(driver, (*study["judges"], *study["shown"]))
+        == list(NEW_JUDGES)
+        == list(study["judges"])
+    )
 
 
 def test_the_rule_on_entries_of_a_manifest_of_ones_own():

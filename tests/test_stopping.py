@@ -43,7 +43,12 @@ def test_specs_read_back_and_bad_ones_are_refused():
         assert Goal.parse(Goal.parse(spec).spec) == Goal.parse(spec)
     assert Goal.parse(0.9) == Goal("p", 0.9) and Goal.parse(0) == Goal() == Goal.parse(None)
     assert Goal.parse("p>=0.7") == Goal("p", 0.7) and Goal.parse("plateau") == Goal("plateau", 0.01)
-    for bad, error in (("sideways", ValueError), ("p1.5", ValueError), ("top-1+0%", ValueError), ([1], TypeError)):
+    for bad, error in (
+        ("sideways", ValueError),
+        ("p1.5", ValueError),
+        ("top-1+0%", ValueError),
+        ([1], TypeError),
+    ):
         with pytest.raises(error):
             Goal.parse(bad)
     with pytest.raises(ValueError, match="takes no value"):

@@ -181,7 +181,8 @@ class Settings:
             "dropdown",
             "auto: stop at",
             "top-1: the target wins · p0.9: it reaches p 0.9 · top-1+50%: on to 1.5× that distance · "
-            "plateau: once it wins, where p stops rising · margin: log-odds over the runner-up · cap: the whole path",
+            "plateau: once it wins, where p stops rising · margin: log-odds over the runner-up · "
+            "cap: the whole path",
             elem_id="goal",
         ),
     )
@@ -196,7 +197,9 @@ class Settings:
         "octave", choices=tuple(sorted(BANDWIDTHS)), widget=Widget("radio", "Bandwidth", elem_id="bandwidth")
     )
     luma_only: bool = _setting(
-        RECOMMENDED.luma_only, query="luma", widget=Widget("checkbox", "Luma only (keep the colours)", elem_id="luma-only")
+        RECOMMENDED.luma_only,
+        query="luma",
+        widget=Widget("checkbox", "Luma only (keep the colours)", elem_id="luma-only"),
     )
     phase_cap: float = _setting(
         0.0,
