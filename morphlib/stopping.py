@@ -65,7 +65,9 @@ CHOICES: tuple[str, ...] = (
 #: A rule's default value where the spec gives none.
 DEFAULT_VALUES: dict[str, float] = {"p": 0.9, "overshoot": 0.5, "plateau": 0.01, "margin": 2.0}
 
-_SPEC = re.compile(r"^(?:(top-1)(?:\+(?P<over>[0-9.]+)%)?|(?P<rule>p|plateau|margin)(?:>=)?(?P<value>[0-9.]*)|(cap))$")
+_SPEC = re.compile(
+    r"^(?:(top-1)(?:\+(?P<over>[0-9.]+)%)?|(?P<rule>p|plateau|margin)(?:>=)?(?P<value>[0-9.]*)|(cap))$"
+)
 
 __all__ = ["CHOICES", "DEFAULT_VALUES", "RULES", "THRESHOLD_RULES", "Goal", "Track"]
 

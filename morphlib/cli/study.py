@@ -69,7 +69,12 @@ def run(args: argparse.Namespace) -> int:
             settings = [known[w] for w in wanted]
 
         def report(done: int, total: int, name: str = dataset) -> None:
-            print(f"\r{name}: {done}/{total} paths", end="" if done < total else "\n", file=sys.stderr, flush=True)
+            print(
+                f"\r{name}: {done}/{total} paths",
+                end="" if done < total else "\n",
+                file=sys.stderr,
+                flush=True,
+            )
 
         run_study(config, args.out, settings, progress=report)
     print(f"report: {write_report(args.out)}")

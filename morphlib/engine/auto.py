@@ -139,7 +139,9 @@ def report(
         message = f"the input already meets the goal ({goal} for {label!r}, p = {prob:.3f}); nothing to morph"
     elif reached:
         where = f"L2 = {l2:.3g}" + ("" if path else f" (alpha = {alpha:.3g}, p = {prob:.3f})")
-        message = f"{label!r} meets the goal ({goal}) at {where}{along}" + (f" (p = {prob:.3f})." if path else ".")
+        message = f"{label!r} meets the goal ({goal}) at {where}{along}" + (
+            f" (p = {prob:.3f})." if path else "."
+        )
     else:
         along = f" along this {path} path" if path else " along this path"
         limit = (
@@ -221,7 +223,9 @@ def auto_strength(
         alpha_cap, saturated_at = _saturation_alpha(grad, cap)
     alphas = torch.linspace(0.0, alpha_cap, samples + 1, dtype=torch.float64)[1:]
     probs, l2 = scored(alphas)
-    stop = goal.stop(Track.of(torch.cat([grad.probs[:1], probs]), target, torch.cat([torch.zeros(1).double(), l2])))
+    stop = goal.stop(
+        Track.of(torch.cat([grad.probs[:1], probs]), target, torch.cat([torch.zeros(1).double(), l2]))
+    )
     if stop is None or goal.rule not in THRESHOLD_RULES:  # no bisection: the stop is a sample
         k = len(alphas) - 1 if stop is None else stop - 1
         return report(
