@@ -114,3 +114,56 @@ def test_the_plane_refuses_an_even_grid_and_one_class_twice(digits):
         plane(model, image, "4", "9", n=6)
     with pytest.raises(ValueError, match="two different classes"):
         plane(model, image, "4", 4, n=3)
+
+
+def _run_folder(folder, model, rows):
+    """A run folder as ``evaluate --atlas`` leaves it after ``len(rows)`` of 50 sources."""
+    folder.mkdir()
+    config = dict(dataset="mnist", model=model, sources=50, seed=0, family="csp-joint", regime="step-local")
+    (folder / "atlas_config.json").write_text(json.dumps({**config, "cap_rms": 0.28}))
+    lines = [
+        dict(key=str(i), index=i, label=label, top1=label, cap_l2=7.84, distances=d, saturated=[])
+        for i, (label, d) in enumerate(rows)
+    ]
+    (folder / "atlas.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines))
+    return folder
+
+
+def test_the_comparison_script_computes_its_numbers_from_the_rows(tmp_path):
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "scripts" / "atlas_compare.py"
+    spec = importlib.util.spec_from_file_location("atlas_compare", path)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+
+    def row(label, default, **near):
+        d = {t: default for t in "0123456789" if t != label}
+        return label, {**d, **{k.lstrip("c"): v for k, v in near.items()}}
+
+    # standard: class 0 reaches 1 at 2 and 4 (median 3), the rest at 3;
+    # the class-1 source reaches only 0, at 1
+    standard = _run_folder(
+        tmp_path / "std", "mnist-cnn", [row("0", 3.0, c1=2.0), row("0", 3.0, c1=4.0), row("1", None, c0=1.0)]
+    )
+    # robust: 0 -> 1 at 5 and 7 (median 6, ratio 2), 1 -> 0 at 1.5 (ratio 1.5), the rest at 4 (ratio 4/3)
+    robust = _run_folder(
+        tmp_path / "rob",
+        "mnist-cnn-robust",
+        [row("0", 4.0, c1=5.0), row("0", 4.0, c1=7.0), row("1", 4.0, c0=1.5)],
+    )
+    text = script.compare(standard, robust, tmp_path / "README.md")
+    assert text == (tmp_path / "README.md").read_text()
+    assert "Sources in these tables: 3 (robust) and 3 (standard)" in text and "robust 3 of 50" in text
+    assert "robust 27/27 (100 %), standard 19/27 (70 %)" in text
+    # reached distances: standard 1, 2, 4 and sixteen 3s (median 3);
+    # robust 1.5, 5, 7 and twenty-four 4s (median 4)
+    assert "robust 4.00, standard 3.00 (ratio 1.33)" in text
+    # finite ratios: 2 (0 -> 1), 1.5 (1 -> 0) and eight 4/3 (0 -> the rest);
+    # 1 -> the rest is infinite for the standard driver
+    assert "both medians finite, 10 pairs): median robust/standard ratio 1.33, range 1.33-2.00" in text
+    assert "| 0 | · | 2.00 | 1.33 | 1.33 |" in text and "| 1 | 1.50 | · | - | - |" in text
+    assert "| 0 | · | 3.00 | 3.00 |" in text and "| 1 | 1.00 | · | ∞ |" in text
+    assert "Closest pairs: 1→0 1.00, 0→2 3.00" in text
+    assert "`mnist-cnn-robust`, L2 PGD eps 1.5" in text

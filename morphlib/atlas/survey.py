@@ -38,7 +38,17 @@ BATCH = 8
 #: The run folder's files (beside an evaluation's, which they never share).
 ROWS, SETTINGS, REPORT = "atlas.jsonl", "atlas_config.json", "atlas_report.md"
 
-__all__ = ["REPORT", "ROWS", "SurveyConfig", "pair_table", "ratio_table", "survey", "table_markdown"]
+__all__ = [
+    "REPORT",
+    "ROWS",
+    "SurveyConfig",
+    "closest_pairs",
+    "pair_table",
+    "ratio_table",
+    "reach_summary",
+    "survey",
+    "table_markdown",
+]
 
 #: ``(median distance, sources that reached the class, sources)`` per ``(source class, class)``.
 PairTable = dict[tuple[str, str], tuple[float, int, int]]
@@ -129,6 +139,36 @@ def ratio_table(numerator: PairTable, denominator: PairTable) -> dict[tuple[str,
         bottom = denominator.get(pair, (math.nan, 0, 0))[0]
         out[pair] = top / bottom if math.isfinite(top) and math.isfinite(bottom) and bottom > 0 else math.nan
     return out
+
+
+def reach_summary(rows: Sequence[dict], labels: Sequence[str]) -> tuple[int, int, float]:
+    """How many (source, class) walks reach the class within the cap, and how far they go.
+
+    Parameters
+    ----------
+    rows : sequence of dict
+        Survey rows (``atlas.jsonl``): each with its ``label`` and ``distances`` per class
+        (``None``, or a class left out, where the cap came first).
+    labels : sequence of str
+        The classes; each row counts every one but its own.
+
+    Returns
+    -------
+    reached : int
+        The (source, class) walks that reach the class.
+    walks : int
+        All of them: the rows times the other classes.
+    median : float
+        The median distance over the reached ones (``nan`` if none is).
+
+    Examples
+    --------
+    >>> reach_summary([{"label": "0", "distances": {"1": 2.0, "2": None}}], ["0", "1", "2"])
+    (1, 2, 2.0)
+    """
+    values = [row["distances"].get(t) for row in rows for t in labels if t != row["label"]]
+    reached = [v for v in values if v is not None]
+    return len(reached), len(values), float(statistics.median(reached)) if reached else math.nan
 
 
 def table_markdown(values: dict[tuple[str, str], float], labels: Sequence[str], digits: int = 2) -> list[str]:
