@@ -126,7 +126,7 @@ def create_demo(eng: Engine | None = None, concurrency: int = COMPUTE_LIMIT) -> 
                     ui["mode"] = setting_widget("mode")
                     ui["strength"] = setting_widget("strength")
                 with gr.Row():
-                    ui["prob"] = setting_widget("prob")
+                    ui["goal"] = setting_widget("goal")
                     ui["frames"] = setting_widget("frames")
                 with gr.Accordion("Advanced (steerable pyramid, colour, phase)", open=False):
                     for name in ("orientations", "bandwidth", "luma_only", "phase_cap", "smooth_sigma"):

@@ -78,7 +78,11 @@ COMMIT = "0123456789abcdef0123456789abcdef01234567"
 PAPER = dict(family="csp-phase", regime="frozen", smooth_sigma=0.0)
 # (label, model id, example file, target, L2 budget, settings besides the app's defaults)
 DIGIT, CAT = "assets/examples/digit-3.png", "assets/examples/cat.jpg"
+MNIST = "assets/examples/mnist-3.png"
+AUTO = {"mode": "auto"}  # the app's default mode, cap and stopping rule
 CASES = [
+    # the page's default morph: the study's MNIST driver, auto strength to its stopping rule
+    ("mnist-cnn-robust-eps3, 28x28, app default (auto)", "mnist-cnn-robust-eps3", MNIST, "8", 0.0, AUTO),
     ("digits-cnn-robust, 32x32, app default", "digits-cnn-robust", DIGIT, "9", 4.0, {}),
     ("digits-cnn-robust, 32x32, csp-phase frozen", "digits-cnn-robust", DIGIT, "9", 4.0, PAPER),
     ("ResNet-50 (random weights), 224x224, csp-phase frozen", "resnet50-random", CAT, "281", 10.0, PAPER),
@@ -105,7 +109,7 @@ def hub_with_random_resnet(folder: Path) -> Path:
     timm.models.save_for_hf(net, str(snapshot), safe_serialization=True)
     zoo = yaml.safe_load(DEFAULT_MANIFEST.read_text())
     # the start page's model (see START) and the bundled cases' model
-    bundled = [m for m in zoo["models"] if m["id"] in ("mnist-cnn-robust", "digits-cnn-robust")]
+    bundled = [m for m in zoo["models"] if m["id"] in ("mnist-cnn-robust-eps3", "digits-cnn-robust")]
     resnet = next(m for m in zoo["models"] if m["id"] == "resnet50")
     resnet = dict(
         resnet, id="resnet50-random", name="ResNet-50 (random weights)", weights="bench/resnet50-random"
@@ -149,7 +153,8 @@ def start_app(manifest: Path, env: dict, log: Path) -> tuple[subprocess.Popen, s
 
 
 def settings_of(model_id: str, target: str, budget: float, preset: dict) -> Settings:
-    return Settings(model=model_id, target=target, mode="budget", strength=budget, frames=FRAMES, **preset)
+    given = {"mode": "budget", "strength": budget, **preset}
+    return Settings(model=model_id, target=target, frames=FRAMES, **given)
 
 
 def bench_case(label, model_id, image, target, budget, preset, engine, clients, repeats) -> dict:
@@ -171,10 +176,8 @@ def bench_case(label, model_id, image, target, budget, preset, engine, clients, 
             image=handle_file(path),
             model=model_id,
             target=target,
-            mode="budget",
-            strength=budget,
             frames=FRAMES,
-            **preset,
+            **{"mode": "budget", "strength": budget, **preset},
             api_name="/morph",
         )
         if record:
@@ -257,7 +260,7 @@ CLICK = """() => new Promise((resolve, reject) => {
 })"""
 SHOWN = "() => document.querySelector('#video video')?.readyState >= 2"
 #: The page as it opens, with its defaults: a real MNIST digit, the robust MNIST model, auto strength.
-START = "the start page: mnist-cnn-robust, 28x28, app default, auto strength"
+START = "the start page: mnist-cnn-robust-eps3, 28x28, app default, auto strength"
 
 
 def bench_browser(url: str, repeats: int) -> dict[str, float] | None:

@@ -193,7 +193,9 @@ def test_restore_refuses_a_query_that_is_not_text(client, query):
     assert "AttributeError" not in str(err.value)
 
 
-@pytest.mark.parametrize(("luma", "expected"), [("false", False), ("1", True), (None, False)])
+@pytest.mark.parametrize(
+    ("luma", "expected"), [("false", False), ("1", True), (None, True)]
+)  # None: the default
 def test_luma_only_is_parsed_not_cast(client, luma, expected):
     summary = morph(client, frames=2, luma_only=luma)[6]
     assert summary["settings"]["luma_only"] is expected
@@ -649,7 +651,8 @@ def test_a_grey_mnist_digit_morphs_as_grey_with_the_default_settings(client):
     settings = summary["settings"]
     assert (settings["family"], settings["regime"], settings["mode"]) == ("csp-joint", "step-local", "auto")
     assert summary["auto"]["reached"] and summary["frames"][-1]["top5"][0][0] == "8"
-    assert summary["frames"][-1]["l2"] <= 0.28 * 28 * 1.01  # within the auto cap, RMS 0.28
+    # within the auto cap, RMS 0.28 over the upload's three (equal) channels
+    assert summary["frames"][-1]["l2"] <= 0.28 * (3 * 28 * 28) ** 0.5 * 1.01
     with Image.open(frame) as shown:
         pixels = np.asarray(shown.convert("RGB"), dtype=np.int16)
     spread = np.abs(pixels - pixels[..., :1]).max(axis=(1, 2))  # per row of the annotated frame

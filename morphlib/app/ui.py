@@ -238,7 +238,7 @@ def setting_widget(name: str, **overrides: Any) -> gr.components.Component:
     args: dict[str, Any] = dict(label=w.label, value=spec.default, elem_id=w.elem_id)
     if w.info:
         args["info"] = w.info
-    if w.kind == "radio":
+    if w.kind == "radio" or (w.kind == "dropdown" and spec.choices):
         args["choices"] = list(spec.choices)
     elif w.kind == "slider":
         args.update(minimum=spec.low, maximum=spec.high, step=w.step or 1)
