@@ -138,9 +138,11 @@ class Goal:
             raise TypeError(f"a goal is a spec string, a probability or None, got {type(spec).__name__}")
         text = spec.strip().lower().replace(" ", "")
         try:
-            return cls.parse(float(text))
+            number = float(text)
         except ValueError:
-            pass
+            number = None
+        if number is not None:  # a bare probability
+            return cls.parse(number)
         m = _SPEC.match(text)
         if m is None:
             raise ValueError(

@@ -402,7 +402,7 @@ def test_bad_arguments_give_clear_errors(net, image, kwargs, message):
         (lambda: Strength.budget(-1.0), ValueError, "budget must be a finite number > 0"),
         (lambda: Strength.budget(float("inf")), ValueError, "budget must be a finite number > 0"),
         (lambda: Strength.amplification(1e308 * 10), ValueError, "amplification must be a finite number"),
-        (lambda: Strength.auto(goal=1.0), ValueError, "strictly between 0 and 1"),
+        (lambda: Strength.auto(goal=1.0), ValueError, r"must lie in \(0, 1\), got 1"),
         (lambda: Strength.auto(cap_rms=0), ValueError, "cap_rms must be a finite number > 0"),
         (lambda: Strength("fast"), ValueError, "unknown strength kind"),
     ],

@@ -23,7 +23,7 @@ from torch import Tensor, nn
 
 from morphlib.config import AUTO_MAX_RMS, RECOMMENDED, MorphConfig, Strength
 from morphlib.edits import EditSpace
-from morphlib.engine import Gradient, auto_strength, prepare_image
+from morphlib.engine import Gradient, auto_strength, config_for, prepare_image
 from morphlib.engine.auto import STEPS, meets
 from morphlib.engine.classifier import check_model, device_dtype, eval_mode, probabilities
 from morphlib.engine.gradient import class_gradient
@@ -301,6 +301,7 @@ def _walk(
     n = len(rows)
     x = xs[[i for i, _ in rows]]
     targets = [t for _, t in rows]
+    config = config_for(model, x, config)  # a colour image through a grey model: its luma only
     space = EditSpace(config.family, x, config.luma_only, config.pyramid.build())
     step = class_gradient(
         model, space, space.zeros(n), targets, [sources[i] for i, _ in rows], config, clip=False

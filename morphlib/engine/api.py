@@ -36,7 +36,7 @@ ProgressArg = bool | Callable[[int, int], None] | None
 #: The keywords of earlier versions that are now fields of MorphConfig.
 _CONFIG_KEYWORDS = ("family", "regime", "loss", "luma_only", "phase_cap", "smooth_sigma", "pyramid")
 
-__all__ = ["ProgressArg", "gradient", "gradients", "morph", "morph_batch"]
+__all__ = ["ProgressArg", "config_for", "gradient", "gradients", "morph", "morph_batch"]
 
 
 # ---------------------------------------------------------------------- arguments
@@ -131,7 +131,7 @@ def _start(
     config: MorphConfig,
 ) -> Gradient:
     """The first gradient of the images ``x`` ``(B, C, H, W)`` (all grey or all colour, one size)."""
-    config = _seen_by(model, x, config)
+    config = config_for(model, x, config)
     space = EditSpace(config.family, x, config.luma_only, config.pyramid.build())
     labels: list[str] = []
     resolve = [_resolver(model, t, s, labels) for t, s in zip(targets, sources, strict=True)]
@@ -150,7 +150,7 @@ def _start(
     return Gradient(model, space, step, labels, config)
 
 
-def _seen_by(model: nn.Module, x: Tensor, config: MorphConfig) -> MorphConfig:
+def config_for(model: nn.Module, x: Tensor, config: MorphConfig) -> MorphConfig:
     """``config`` as it applies to colour images ``x`` sent to ``model``: a one-channel model sees
     their luma only, so only the luma is edited (a chroma edit would paint colour the model never
     asked for; the image keeps its own colours)."""
@@ -323,7 +323,7 @@ def _reused(
     x = prepare_image(image, dtype=grad.image.dtype, device=grad.image.device)
     if x.shape != grad.image.shape or not torch.equal(x, grad.image):
         raise ValueError("grad was computed for another image")
-    return grad if config is None else grad.reconfigured(_seen_by(model, x, config))
+    return grad if config is None else grad.reconfigured(config_for(model, x, config))
 
 
 def morph_batch(
