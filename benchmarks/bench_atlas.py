@@ -4,7 +4,8 @@ For each of ``--digits`` real MNIST test digits, with ``mnist-cnn-robust``, in t
 interleaved (so that machine load hits all alike):
 
 * **single morph**: ``morph(model, image, runner_up, RECOMMENDED, RECOMMENDED_STRENGTH)``, the
-  app's and the CLI's default (csp-joint, step-local, auto to p >= 0.9, 16 frames);
+  app's and the CLI's default (csp-joint, step-local, auto strength to its stopping rule, a
+  log-odds margin of 3, 16 frames);
 * **atlas**: ``atlas(model, image)``: the 9 other classes walked in one batch to each one's first
   top-1, up to the cap (RMS 0.28), 24 equal L2 steps at most;
 * **plane 15x15**: ``plane(model, image, a, b, n=15)`` toward the two nearest classes: two
