@@ -103,3 +103,13 @@ def test_frozen_paths_stop_by_the_same_rules(digit):
     assert float(later.l2[-1]) >= min(1.5 * float(first.l2[-1]), cap_l2) * 0.97
     cap = morph(model, image, target, config, Strength.auto("cap"), frames=4, progress=False)
     assert float(cap.l2[-1]) == pytest.approx(cap_l2, rel=0.02)
+
+
+def test_a_flip_short_of_a_stricter_goal_is_reported_as_a_flip():
+    """A morph whose target wins but never leads by the margin says so, without the hint that
+    something else should be tried (the real MNIST 5 toward 3 with the app's driver)."""
+    images, _, _ = load_data("mnist", "test", n=1, seed=0)
+    model = load("mnist-cnn-robust-eps3")
+    result = morph(model, images[0], "3", RECOMMENDED, Strength.auto("margin3"), frames=4, progress=False)
+    assert result.top1[-1] == "3" and not result.auto.reached
+    assert "'3' is the top class at the end" in result.auto.message and "try" not in result.auto.message

@@ -450,6 +450,7 @@ def _auto(
                 cap=cap,
                 saturated_at=saturated,
                 path=config.regime,
+                top1=int(view.probs[-1].argmax()) == target,
             )
             out[i] = _result(grad, i, view, run, found)
     return [r for r in out if r is not None]

@@ -127,11 +127,13 @@ def report(
     cap: float,
     saturated_at: float | None,
     path: str = "",
+    top1: bool = False,
 ) -> AutoStrength:
     """The :class:`AutoStrength` of a search that ended at (``alpha``, ``l2``, ``prob``), with its message.
 
     ``path`` names an iterative path (``"step-local"``); ``best`` is the highest target
-    probability seen on the way.
+    probability seen on the way; ``top1``: the target is the top class of the last frame (a
+    goal stricter than top-1 may still be unmet there).
     """
     goal = strength.goal_text
     along = f" along the {path} path" if path else ""
@@ -154,10 +156,16 @@ def report(
             if path
             else "try another family, the step-local regime or a larger cap"
         )
-        message = (
-            f"{label!r} never met the goal ({goal}){along}: {limit} (best p({label}) = {best:.3f}). "
-            f"Showing the morph at the cap; {hint}."
-        )
+        if top1:  # the class flipped; only the stricter goal is unmet
+            message = (
+                f"{label!r} is the top class at the end (p = {prob:.3f}) but never met the goal "
+                f"({goal}){along}: {limit}. Showing the morph at the cap."
+            )
+        else:
+            message = (
+                f"{label!r} never met the goal ({goal}){along}: {limit} (best p({label}) = {best:.3f}). "
+                f"Showing the morph at the cap; {hint}."
+            )
     return AutoStrength(reached, alpha, l2, prob, cap, saturated_at, goal, message)
 
 
@@ -238,6 +246,7 @@ def auto_strength(
             best=float(probs[: k + 1, target].max()),
             cap=cap,
             saturated_at=saturated_at if stop is None else None,
+            top1=int(probs[k].argmax()) == target,
         )
     k = stop - 1
     lo = float(alphas[k - 1]) if k > 0 else 0.0
