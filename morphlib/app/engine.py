@@ -484,7 +484,8 @@ def _morph_message(result: MorphResult, found: AutoStrength | None, cached: bool
         f"L2 from the input {float(result.l2[-1]):.3g} (α = {float(result.alphas[-1]):.3g})."
     ]
     if found is not None:
-        lines.append(("✓ " if found.reached else "⚠ ") + f"Auto strength: {found.message}")
+        flipped = found.reached or result.top1[-1] == tgt  # the target won, if short of a stricter goal
+        lines.append(("✓ " if flipped else "⚠ ") + f"Auto strength: {found.message}")
     walked = result.params["regime"] != "frozen" and (found is None or found.budget > 0)
     if not walked:  # one gradient: the frozen regime, or a path that had nothing to walk
         lines.append("Gradient " + ("reused from the cache." if cached else "computed (one backward pass)."))
