@@ -320,9 +320,9 @@ class Strength:
 #: against 137/200 for pixel edits on the same path and stop (McNemar p = 3e-5).
 RECOMMENDED = MorphConfig(family="csp-joint", regime="step-local", smooth_sigma=1.0, luma_only=True)
 #: Auto strength stops where the target leads the runner-up by a log-odds margin of 3 (p(target)
-#: 20 times the runner-up's), or at the cap RMS 0.28: a rule that does not hang on one driver's
-#: calibration (p >= 0.9 cut an under-confident robust driver's morphs short, top-1 stops before
-#: judges read the target: 30 % of held-out pairs).
+#: 20 times the runner-up's), or at the cap RMS 0.28: the study's pick, the rule at which the
+#: independent judges read the target most often on the selection pairs (stopping at the first
+#: top-1 frame, they read it on 30 % of the held-out pairs: judges lag the driver).
 RECOMMENDED_STRENGTH = Strength.auto(goal="margin3")
 #: The published method (Mahdisoltani et al., 2025): one gradient of the CSP phases, extrapolated.
 PAPER = MorphConfig(family="csp-phase", regime="frozen")
