@@ -213,7 +213,7 @@ def plane(
                 u.view(-1, *[1] * (pa.ndim - 1)) * pa + v.view(-1, *[1] * (pb.ndim - 1)) * pb
                 for pa, pb in zip(da, db, strict=True)
             )
-            frames = space.images(space.cap_phase(params, config.phase_cap)).clamp(0.0, 1.0)
+            frames = space.clip(space.images(space.cap_phase(params, config.phase_cap)))
             probs = probabilities(model, frames)
             best, top = probs.max(dim=1)
             classes.append(top)
