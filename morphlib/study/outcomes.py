@@ -11,7 +11,7 @@ import torch
 from morphlib.stats import mcnemar
 from morphlib.stopping import Goal, Track
 
-from .plan import GOOD_FLIP_RATE, MAX_CHROMA, RULES, StudyConfig
+from .plan import GOOD_FLIP_RATE, MAX_CHROMA, RULES, StudyConfig, pixel_peer
 
 # -- reading the rows ---------------------------------------------------------------------------
 
@@ -32,7 +32,6 @@ class Outcome:
 
     stop: int
     flipped: bool  # the driver's top-1 is the target at the stop
-    reached: bool  # the rule's own goal is met there
     reads: dict[str, bool]  # judge -> reads the target
     source_reads: dict[str, bool]  # judge -> still reads the source
     majority: bool  # a strict majority of the counted judges reads the target
@@ -53,7 +52,6 @@ def outcome(row: dict, rule: str, counted: Sequence[str]) -> Outcome:
     return Outcome(
         stop=k,
         flipped=bool(row["top1"][k]),
-        reached=goal.reached(track, k),
         reads=reads,
         source_reads=source_reads,
         majority=2 * sum(reads[j] for j in counted) > len(counted),
@@ -144,6 +142,13 @@ def find(lines: Sequence[Line], driver: str, setting: str, rule: str, split: str
     return next(
         (x for x in lines if (x.driver, x.setting, x.rule, x.split) == (driver, setting, rule, split)), None
     )
+
+
+def pixel_line(lines: Sequence[Line], rows: Sequence[dict], line: Line) -> Line | None:
+    """Pixel edits with ``line``'s driver, path, stop and pairs; ``None`` when ``line`` is pixel edits
+    itself, or they were not walked."""
+    peer = find(lines, line.driver, pixel_peer(line.setting, rows), line.rule, line.split)
+    return None if peer is None or peer.setting == line.setting else peer
 
 
 def paired(a: Line, b: Line) -> tuple[int, int, float]:

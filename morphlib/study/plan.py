@@ -61,9 +61,11 @@ def recommended_setting(channels: int) -> Setting:
     return Setting(r.family, r.regime, smooth_sigma=r.smooth_sigma, luma_only=r.luma_only and channels == 3)
 
 
-def pixel_peer(setting: Setting) -> Setting:
-    """Pixel edits on the same kind of path: the baseline a setting is tested against."""
-    return Setting("pixel", setting.regime, luma_only=setting.luma_only)
+def pixel_peer(setting: str, rows: Sequence[dict]) -> str:
+    """The name of pixel edits on the same kind of path as the setting named ``setting`` (whose
+    fields ``rows`` hold): the baseline a setting is tested against."""
+    row = next(r for r in rows if r["setting"] == setting)
+    return Setting("pixel", row["regime"], luma_only=row["luma_only"]).name
 
 
 #: The paper's method (:data:`morphlib.config.PAPER`): one gradient of the CSP phases, extrapolated.
@@ -199,11 +201,6 @@ def frames_path(out: Path, dataset: str, driver: str, setting: str) -> Path:
 
 def config_from(raw: dict) -> StudyConfig:
     return StudyConfig(**{**raw, **{k: tuple(raw[k]) for k in ("drivers", "judges", "shown")}})
-
-
-def setting_named(name: str, rows: Sequence[dict]) -> Setting:
-    row = next(r for r in rows if r["setting"] == name)
-    return Setting(row["family"], row["regime"], row["smooth_sigma"], row["luma_only"])
 
 
 def recommended_goal() -> str:

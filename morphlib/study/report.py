@@ -15,7 +15,7 @@ from morphlib.engine.auto import STEPS
 from morphlib.stats import rate, wilson
 from morphlib.store import RunStore
 
-from .outcomes import Line, find, outcome, paired, pick, summarise
+from .outcomes import Line, find, outcome, paired, pick, pixel_line, summarise
 from .plan import (
     DEFAULT_MODELS,
     EXAMPLES,
@@ -24,11 +24,9 @@ from .plan import (
     StudyConfig,
     config_from,
     frames_path,
-    pixel_peer,
     recommended_goal,
     recommended_setting,
     relation,
-    setting_named,
 )
 from .walk import warp_medians, with_reads
 
@@ -88,11 +86,7 @@ def _judges_table(line: Line, config: StudyConfig) -> list[str]:
 def write_report(out: Path) -> Path:
     """``report.md``, ``results.csv`` and the grids, from the rows and warp fits under ``out``."""
     rows_all = RunStore(out, rows="rows.jsonl").rows()
-    rows_all = [
-        r
-        for c in stored_configs(out)
-        for r in with_reads(out, c.dataset, [x for x in rows_all if x["dataset"] == c.dataset])
-    ]
+    configs = stored_configs(out)
     text = [
         "# What makes a morph good: drivers, settings and stopping rules",
         "",
@@ -110,8 +104,8 @@ def write_report(out: Path) -> Path:
         "",
     ]
     csv_rows = []
-    for config in stored_configs(out):
-        rows = [r for r in rows_all if r["dataset"] == config.dataset]
+    for config in configs:
+        rows = with_reads(out, config.dataset, [r for r in rows_all if r["dataset"] == config.dataset])
         if not rows:
             continue
         lines = summarise(rows, config)
@@ -148,10 +142,8 @@ def write_report(out: Path) -> Path:
                 *_judges_table(held, config),
                 "",
             ]
-            peer = find(
-                lines, best.driver, pixel_peer(setting_named(best.setting, rows)).name, best.rule, "report"
-            )
-            if peer is not None and peer.setting != held.setting:
+            peer = pixel_line(lines, rows, held)
+            if peer is not None:
                 a, b, p = paired(held, peer)
                 text += [
                     f"Against pixel edits on the same path and stop ({peer.setting}, {best.rule}), "
@@ -160,9 +152,9 @@ def write_report(out: Path) -> Path:
                     f"{a} pairs only the pick convinces, {b} only pixel edits; exact McNemar p = {p:.3g}.",
                     "",
                 ]
-            for line in [held] + ([] if peer is None or peer.setting == held.setting else [peer]):
+            for line in [held] + ([] if peer is None else [peer]):
                 energy = warp_medians(out, config.dataset, line, rows)
-                if line is not None and energy is not None:
+                if energy is not None:
                     text.append(
                         f"- {line.setting}: median E warp {100 * energy[0]:.0f} %, warp + gain "
                         f"{100 * energy[1]:.0f} % (report pairs, at the stop)."
@@ -239,7 +231,7 @@ def _default_here(config: StudyConfig, lines: Sequence[Line], rows: Sequence[dic
         f"flips {rate(line.flips, line.pairs)}, judge majority {rate(line.majority, line.pairs)}, "
         f"median stop RMS {_num(line.rms)}, fade {_num(line.fade, 2)}, chroma share {_num(line.chroma, 2)}.",
     ]
-    peer = find(lines, config.drivers[0], pixel_peer(setting_named(setting, rows)).name, rule, "report")
+    peer = pixel_line(lines, rows, line)
     if peer is not None:
         a, b, p = paired(line, peer)
         text.append(

@@ -31,7 +31,6 @@ from .plan import (
     load_judge,
     pixel_peer,
     row_key,
-    setting_named,
     split_pairs,
 )
 
@@ -203,8 +202,7 @@ def _fit_warps(config: StudyConfig, out: Path, rows: list[dict]) -> None:
     path = warp_path(out, config.dataset)
     fitted = json.loads(path.read_text()) if path.exists() else {}
     images, _, _ = load_data(config.dataset, "test", seed=0)
-    peer = pixel_peer(setting_named(best.setting, rows)).name
-    for setting in dict.fromkeys((best.setting, peer)):
+    for setting in dict.fromkeys((best.setting, pixel_peer(best.setting, rows))):
         mine = [
             r
             for r in rows
