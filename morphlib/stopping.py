@@ -66,7 +66,7 @@ CHOICES: tuple[str, ...] = (
 DEFAULT_VALUES: dict[str, float] = {"p": 0.9, "overshoot": 0.5, "plateau": 0.01, "margin": 2.0}
 
 _SPEC = re.compile(
-    r"^(?:(top-1)(?:\+(?P<over>[0-9.]+)%)?|(?P<rule>p|plateau|margin)(?:>=)?(?P<value>[0-9.]*)|(cap))$"
+    r"^(?:(top-1)(?:\+(?P<over>[0-9.]+)%)?|(?P<rule>p|plateau|margin)(?:>=)?(?P<value>[0-9.]*)|(?P<cap>cap))$"
 )
 
 __all__ = ["CHOICES", "DEFAULT_VALUES", "RULES", "THRESHOLD_RULES", "Goal", "Track"]
@@ -118,7 +118,8 @@ class Goal:
         value = float(value)
         bounds = {"p": (0.0, 1.0), "overshoot": (0.0, 4.0), "plateau": (0.0, 1.0), "margin": (0.0, 20.0)}
         low, high = bounds[self.rule]
-        if not low < value < high if self.rule == "p" else not low < value <= high:
+        inside = low < value < high if self.rule == "p" else low < value <= high
+        if not inside:
             raise ValueError(f"the {self.rule} rule's value must lie in ({low:g}, {high:g}), got {value:g}")
         object.__setattr__(self, "value", value)
 
@@ -153,7 +154,7 @@ class Goal:
         if m.group("rule"):
             value = m.group("value")
             return cls(m.group("rule"), float(value) if value else None)
-        return cls("cap") if m.group(5) else cls()
+        return cls("cap") if m.group("cap") else cls()
 
     # -- names ----------------------------------------------------------------------------------
 
@@ -169,13 +170,13 @@ class Goal:
     def text(self) -> str:
         """For people: ``"top-1"``, ``"p >= 0.90"``, ``"top-1 + 50 %"``, ...."""
         v = self.value
+        if v is None:  # the two rules without a value
+            return "the cap" if self.rule == "cap" else "top-1"
         return {
-            "top-1": "top-1",
-            "p": f"p >= {v:.2f}" if v is not None else "",
-            "overshoot": f"top-1 + {100 * v:g} %" if v is not None else "",
-            "plateau": f"top-1 until p rises < {v:g} a step" if v is not None else "",
-            "margin": f"log-odds margin >= {v:g}" if v is not None else "",
-            "cap": "the cap",
+            "p": f"p >= {v:.2f}",
+            "overshoot": f"top-1 + {100 * v:g} %",
+            "plateau": f"top-1 until p rises < {v:g} a step",
+            "margin": f"log-odds margin >= {v:g}",
         }[self.rule]
 
     # -- the rule -------------------------------------------------------------------------------
