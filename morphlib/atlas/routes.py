@@ -24,7 +24,7 @@ from torch import Tensor, nn
 from morphlib.config import AUTO_MAX_RMS, RECOMMENDED, MorphConfig, Strength
 from morphlib.edits import EditSpace
 from morphlib.engine import Gradient, auto_strength, config_for, prepare_image
-from morphlib.engine.auto import STEPS, meets
+from morphlib.engine.auto import STEPS, Stopper, meets
 from morphlib.engine.classifier import check_model, device_dtype, eval_mode, probabilities
 from morphlib.engine.gradient import class_gradient
 from morphlib.engine.paths import Path as Walked
@@ -313,7 +313,7 @@ def _walk(
         paths = frozen(grad, [f.alpha for f in found], STEPS + 1)
     else:
         report = (lambda done: progress(done, STEPS)) if progress is not None else (lambda done: None)
-        stop = lambda probs, live: meets(strength, probs, [targets[r] for r in live])  # noqa: E731
+        stop = Stopper(strength, grad.probs, targets, cap / STEPS)  # the engine's auto walk's own stop
         paths = iterate(grad, STEPS + 1, budget=cap, stop=stop, report=report)
     out = {}
     for j, (row, path) in enumerate(zip(rows, paths, strict=True)):
