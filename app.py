@@ -146,7 +146,7 @@ def create_demo(eng: Engine | None = None, concurrency: int = COMPUTE_LIMIT) -> 
                             1, 16, value=1, step=1, label="Frame", interactive=False, elem_id="scrubber"
                         )
                         frame = gr.Image(
-                            label="Frame", type="numpy", interactive=False, height=320, elem_id="frame"
+                            label="Frame", type="filepath", interactive=False, height=320, elem_id="frame"
                         )
                         with gr.Row():
                             plot = gr.LinePlot(

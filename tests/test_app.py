@@ -112,11 +112,13 @@ def test_new_strength_or_frame_count_reuses_the_gradient(client):
 
 
 def test_frame_scrubber_shows_frames_of_this_sessions_morph(client):
-    morph(client, frames=4)
+    shown = morph(client, frames=4)[3]
     first = np.asarray(Image.open(client.predict(1, api_name="/frame")))  # counted from 1, as the video
     last = np.asarray(Image.open(client.predict(4, api_name="/frame")))
     assert first.shape == last.shape and first.shape[1] == 256
     assert not np.array_equal(first, last)
+    # frames are handed to Gradio as files (it copies those atomically; arrays it encodes in place)
+    assert shown.endswith("frame-004.png") and np.array_equal(np.asarray(Image.open(shown)), last)
     with pytest.raises(AppError, match="greater than maximum value 4"):  # the scrubber's range: this morph
         client.predict(9, api_name="/frame")
 

@@ -28,6 +28,8 @@ import functools
 import hashlib
 import logging
 import math
+import os
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
@@ -363,6 +365,21 @@ class Engine:
             out.video.parent.mkdir(parents=True, exist_ok=True)  # its folder may have been pruned
             out.gif = write_gif(out.frames, out.video.parent / "morph.gif", fps=self.fps)
         return out.gif
+
+    def frame(self, out: MorphOutput, k: int) -> Path:
+        """Frame ``k`` (counted from 1) of a morph as a PNG next to its video, written on first use.
+
+        The app hands Gradio this file rather than the array: Gradio writes an array into a cache
+        file named by its content, in place, so two sessions shown the same frame could truncate
+        each other's download; a file is copied into that cache atomically.
+        """
+        path = out.video.parent / f"frame-{k:03d}.png"
+        if not path.is_file():
+            path.parent.mkdir(parents=True, exist_ok=True)  # its folder may have been pruned
+            staging = path.with_name(f".{path.name}.{os.getpid()}-{threading.get_ident()}")
+            Image.fromarray(out.frames[k - 1]).save(staging, format="PNG", compress_level=1)
+            os.replace(staging, path)
+        return path
 
     @_threads_by_model
     def compare(

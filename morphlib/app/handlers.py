@@ -354,7 +354,7 @@ def run_morph(image: str | bytes | None, s: Settings, request: gr.Request, progr
         str(out.video),
         None,
         slider,
-        out.frames[-1],
+        str(engine().frame(out, n)),
         plot_curves(out.curves),
         str(out.change),
         out.summary,
@@ -376,15 +376,16 @@ def shown_morph(key: str | None, what: str) -> Shown:
 
 
 @friendly
-def show_frame(index: float, key: str | None) -> Any:
-    """Frame ``index`` (counted from 1) of this session's last morph, with its probabilities drawn."""
-    frames = shown_morph(key, "the scrubber shows its frames").frames
-    n = len(frames)
+def show_frame(index: float, key: str | None) -> str:
+    """Frame ``index`` (counted from 1) of this session's last morph, with its probabilities drawn
+    (a PNG)."""
+    shown = shown_morph(key, "the scrubber shows its frames")
+    n = len(shown.frames)
     index = float(index or 0)
     k = int(round(index)) if math.isfinite(index) else 0
     if not 1 <= k <= n:
         raise gr.Error(f"there is no frame {index:g}; the morph has frames 1 to {n}")
-    return frames[k - 1]
+    return str(engine().frame(shown, k))
 
 
 @friendly
