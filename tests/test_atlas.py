@@ -83,6 +83,20 @@ def test_targets_are_checked_and_the_source_is_at_distance_zero(digits, full):
     assert default_targets(probs, 29) == list(range(28, 20, -1))  # a large label set: 8 runner-ups
 
 
+def test_a_class_with_no_gradient_is_beyond_reach_not_an_error(digits):
+    """A blank image gives a phase edit nothing to act on: a morph says so; the atlas, whose rows
+    share one batch, marks each such class beyond the cap (it saturates) and walks the rest."""
+    model, image = digits
+    blank = torch.zeros_like(image)
+    config = MorphConfig(family="csp-phase", regime="step-local")
+    with pytest.raises(ValueError, match="gradient toward '4' is zero"):
+        morph(model, blank, "4", config)
+    found = atlas(model, blank, config=config, cap_rms=CAP)
+    assert len(found.routes) == 9
+    assert all(math.isinf(r.distance) and r.saturated for r in found.routes)
+    assert all(torch.equal(r.last, blank.float()) for r in found.routes)  # nothing moved
+
+
 def test_atlas_save_writes_chart_frames_and_summary(full, tmp_path):
     paths = full.save(tmp_path)
     assert all(p.is_file() for p in paths.values())

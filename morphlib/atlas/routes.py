@@ -22,11 +22,9 @@ import torch
 from torch import Tensor, nn
 
 from morphlib.config import AUTO_MAX_RMS, RECOMMENDED, MorphConfig, Strength
-from morphlib.edits import EditSpace
-from morphlib.engine import Gradient, auto_strength, config_for, prepare_image
+from morphlib.engine import auto_strength, first_gradient, prepare_image
 from morphlib.engine.auto import STEPS, Stopper, meets
 from morphlib.engine.classifier import check_model, device_dtype, eval_mode, probabilities
-from morphlib.engine.gradient import class_gradient
 from morphlib.engine.paths import Path as Walked
 from morphlib.engine.paths import frozen, iterate
 from morphlib.labels import class_names, resolve_class
@@ -301,12 +299,8 @@ def _walk(
     n = len(rows)
     x = xs[[i for i, _ in rows]]
     targets = [t for _, t in rows]
-    config = config_for(model, x, config)  # a colour image through a grey model: its luma only
-    space = EditSpace(config.family, x, config.luma_only, config.pyramid.build())
-    step = class_gradient(
-        model, space, space.zeros(n), targets, [sources[i] for i, _ in rows], config, clip=False
-    )
-    grad = Gradient(model, space, step, labels, config)
+    grad = first_gradient(model, x, targets, [sources[i] for i, _ in rows], config, allow_zero=True)
+    config = grad.config  # a colour image through a grey model: its luma only
     cap = strength.cap_l2(x[0].numel())
     if config.regime == "frozen":
         found = [auto_strength(grad.row(j), strength) for j in range(n)]

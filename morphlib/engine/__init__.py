@@ -17,7 +17,7 @@ log-amplitude together); L2 distances are measured between the frames as shown (
 ``[0, 1]``) and the input, over all channels.
 """
 
-from .api import ProgressArg, config_for, gradient, gradients, morph, morph_batch
+from .api import ProgressArg, config_for, first_gradient, gradient, gradients, morph, morph_batch
 from .auto import AutoStrength, auto_strength
 from .gradient import Gradient
 from .inputs import prepare_image
@@ -32,6 +32,7 @@ __all__ = [
     "ProgressArg",
     "auto_strength",
     "config_for",
+    "first_gradient",
     "gradient",
     "gradients",
     "morph",

@@ -123,14 +123,22 @@ def _resolver(
     return resolve
 
 
-def _start(
+def first_gradient(
     model: nn.Module,
     x: Tensor,
     targets: Sequence[int | str],
     sources: Sequence[int | str | None],
     config: MorphConfig,
+    *,
+    allow_zero: bool = False,
 ) -> Gradient:
-    """The first gradient of the images ``x`` ``(B, C, H, W)`` (all grey or all colour, one size)."""
+    """The first gradient of the images ``x`` ``(B, C, H, W)`` (all grey or all colour, one size)
+    toward ``targets`` (a row each), in the edit space ``config`` gives them (a colour image sent
+    to a one-channel model: its luma, :func:`config_for`).
+
+    A row whose gradient is zero cannot be morphed: ``ValueError`` says why, unless
+    ``allow_zero`` (the atlas, whose other rows walk on; that row never moves).
+    """
     config = config_for(model, x, config)
     space = EditSpace(config.family, x, config.luma_only, config.pyramid.build())
     labels: list[str] = []
@@ -141,7 +149,7 @@ def _start(
             model, space, space.zeros(n), [0] * n, [0] * n, config, clip=False, resolve=resolve
         )
     for scale, target in zip(step.scales.tolist(), step.targets, strict=True):
-        if scale == 0:
+        if scale == 0 and not allow_zero:
             raise ValueError(
                 f"the gradient toward {labels[target]!r} is zero for this image: the model is saturated "
                 f"(try the margin loss or another target), or the image has nothing for a {config.family} "
@@ -185,7 +193,7 @@ def _grouped(
     return [
         (
             rows,
-            _start(
+            first_gradient(
                 model,
                 torch.cat([xs[i] for i in rows]),
                 [targets[i] for i in rows],
