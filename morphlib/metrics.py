@@ -4,13 +4,17 @@
   smooth multiplicative gain) of the source explains: ``E = 1 - |residual|^2 / |edit|^2``.
 * :func:`driver_success` and :func:`transfer` — target probability under the model that
   made the gradient, and whether independent judges also predict the target.
-* :func:`structure_orientation`, :func:`local_coherence` and :func:`turn_toward` — the
+* :func:`structure_orientations`, :func:`local_coherence` and :func:`turn_toward` — the
   stripe orientation of an image by its structure tensor, how much of it is one orientation
   locally, and how far an edit turned it toward a goal orientation (the semantic check on
   the ``orientation`` data).
 * :func:`orientation_shares` and :class:`FourierOrientation` — the share of an image's
   Fourier energy in stripes of each orientation, and the model-free judge that reads the
-  orientation holding the most.
+  orientation holding the most; :class:`StructureTensorOrientation`, a second model-free judge
+  that reads the structure tensor's orientation.
+* :func:`figure_mask`, :func:`outline_features` and :class:`ShapeOutline` — the figure of a
+  ``shapes`` image, rotation-invariant features of its outline, and the judge (not a network)
+  that reads the shape from them.
 * :func:`chroma_share` and :func:`fade` — how much of a change is colour (YIQ chroma), and
   how much RMS contrast it lost.
 """
@@ -221,19 +225,28 @@ def transfer(judges: Sequence[nn.Module], images: Tensor, target: int | Tensor) 
     return judge_labels(judges, images) == torch.as_tensor(target)
 
 
-def structure_orientation(image: Tensor) -> tuple[float, float]:
-    """Dominant stripe orientation (degrees in ``[0, 180)``) and global coherence of one image.
+def structure_orientations(images: Tensor, sigma: float = 0.0) -> tuple[Tensor, Tensor]:
+    """Dominant stripe orientation (degrees in ``[0, 180)``) and global coherence of each image.
 
-    ``image`` is ``(C, H, W)``; its channel mean is used.  The orientation is that of the
-    stripes (perpendicular to the dominant gradient), measured like the ``orientation``
-    labels; coherence is 1 for a single orientation and 0 for none.
+    ``images`` is ``(B, C, H, W)``; the channel mean is used, blurred by a Gaussian of ``sigma``
+    px first when ``sigma > 0``.  The orientation is that of the stripes (perpendicular to the
+    dominant gradient), measured like the ``orientation`` labels; coherence is 1 for a single
+    orientation and 0 for none.  Both ``(B,)``, float64.
     """
-    grey = image.detach().double().cpu().mean(0)
-    gy, gx = torch.gradient(grey)
-    jxx, jyy, jxy = float((gx * gx).sum()), float((gy * gy).sum()), float((gx * gy).sum())
-    gradient_angle = 0.5 * math.degrees(math.atan2(2 * jxy, jxx - jyy))
-    coherence = math.hypot(jxx - jyy, 2 * jxy) / max(jxx + jyy, 1e-300)
+    grey = images.detach().double().cpu().mean(1)
+    if sigma > 0:
+        grey = gaussian_blur(grey, sigma)
+    gy, gx = torch.gradient(grey, dim=(-2, -1))
+    jxx, jyy, jxy = ((a * b).sum((-2, -1)) for a, b in ((gx, gx), (gy, gy), (gx, gy)))
+    gradient_angle = 0.5 * torch.rad2deg(torch.atan2(2 * jxy, jxx - jyy))
+    coherence = torch.hypot(jxx - jyy, 2 * jxy) / (jxx + jyy).clamp_min(1e-300)
     return (gradient_angle - 90.0) % 180.0, coherence
+
+
+def structure_orientation(image: Tensor) -> tuple[float, float]:
+    """:func:`structure_orientations` of one ``(C, H, W)`` image, unblurred, as floats."""
+    angle, coherence = structure_orientations(image[None])
+    return float(angle[0]), float(coherence[0])
 
 
 def local_coherence(image: Tensor, sigma: float = 3.0) -> float:
@@ -309,6 +322,96 @@ class FourierOrientation(nn.Module):
     def forward(self, images: Tensor) -> Tensor:
         shares = orientation_shares(images, self.degrees, self.HALF_WIDTH, self.BAND)
         return shares.clamp_min(1e-12).log().float().to(images.device)
+
+
+class StructureTensorOrientation(nn.Module):
+    """A second judge with no weights: the orientation class nearest the image's dominant stripe
+    orientation by its structure tensor (:func:`structure_orientations`).
+
+    It reads the orientation by another route than :class:`FourierOrientation` (gradients in
+    space rather than energy per frequency).  A Gaussian blur of ``SIGMA`` px first keeps the
+    background's pixel noise out: σ 1.5 was chosen on 1,000 training images (97.2 % read
+    right; 91.7 % unblurred), and reads 97.5 % of the clean ``orientation`` test images.  Its
+    logits are ``coherence · cos 2Δ`` for the gap Δ to each class's orientation.
+    """
+
+    SIGMA = 1.5
+
+    def __init__(self, degrees: Sequence[float], labels: Sequence[str]):
+        super().__init__()
+        self.degrees, self.labels = list(degrees), list(labels)
+
+    def forward(self, images: Tensor) -> Tensor:
+        angle, coherence = structure_orientations(images, self.SIGMA)
+        gap = torch.deg2rad(2 * (angle[:, None] - torch.tensor(self.degrees, dtype=torch.float64)))
+        return (coherence[:, None] * torch.cos(gap)).float().to(images.device)
+
+
+def figure_mask(images: Tensor, level: float = 0.8, quantile: float = 0.97) -> Tensor:
+    """The figure of each image on its background, ``(B, H, W)`` bool.
+
+    The background's colour is the median of the border pixels; a pixel is figure when its
+    colour lies farther from it than ``level`` times the ``quantile`` of all the distances (a
+    high quantile rather than the largest, so that a few stray pixels do not set the scale).
+    """
+    x = images.detach().double().cpu()
+    border = torch.cat([x[..., 0, :], x[..., -1, :], x[..., :, 0], x[..., :, -1]], dim=-1)
+    distance = (x - border.median(-1).values[..., None, None]).norm(dim=1)
+    scale = torch.quantile(distance.flatten(1), quantile, dim=1)
+    return distance > level * scale[:, None, None]
+
+
+def outline_features(images: Tensor) -> Tensor:
+    """Rotation-invariant features of each image's figure (:func:`figure_mask`), ``(B, 4)``.
+
+    The 3-, 4- and 5-fold angular harmonics of the figure about its centroid,
+    ``|Σ m·z^k| / Σ m·|z|^k`` (0 for a disc; large for a triangle, a square or cross, a star),
+    and its compactness ``area² / (2π Σ m·|z|²)`` (1 for a disc, less for anything spikier).
+    """
+    mask = figure_mask(images).double()
+    h, w = mask.shape[-2:]
+    yy, xx = torch.meshgrid(
+        torch.arange(h, dtype=torch.float64), torch.arange(w, dtype=torch.float64), indexing="ij"
+    )
+    area = mask.sum((-2, -1)).clamp_min(1.0)
+    cy, cx = ((mask * c).sum((-2, -1)) / area for c in (yy, xx))
+    z = torch.complex(xx - cx[:, None, None], yy - cy[:, None, None])
+    r = z.abs()
+    harmonics = [
+        (mask * z**k).sum((-2, -1)).abs() / (mask * r**k).sum((-2, -1)).clamp_min(1e-12) for k in (3, 4, 5)
+    ]
+    compactness = area**2 / (2 * math.pi * (mask * r**2).sum((-2, -1))).clamp_min(1e-12)
+    return torch.stack([*harmonics, compactness], dim=1)
+
+
+class ShapeOutline(nn.Module):
+    """A judge of the ``shapes`` data that is not a network: the nearest class centroid of the
+    figure's standardised :func:`outline_features`.
+
+    It sees a shape as the outline of a segmented figure (four numbers), not as pixels through
+    convolutions, and is fit by :meth:`fit` on training images (a mean per class); on the clean
+    test images it reads 99.4 % right (``tests/test_metrics.py``).  The figure's threshold
+    (:func:`figure_mask`) was chosen on training images.
+    """
+
+    def __init__(self, centroids: Tensor, mean: Tensor, std: Tensor, labels: Sequence[str]):
+        super().__init__()
+        self.labels = list(labels)
+        self.register_buffer("centroids", centroids.double())
+        self.register_buffer("mean", mean.double())
+        self.register_buffer("std", std.double())
+
+    @classmethod
+    def fit(cls, images: Tensor, labels: Tensor, names: Sequence[str]) -> ShapeOutline:
+        features = outline_features(images)
+        mean, std = features.mean(0), features.std(0).clamp_min(1e-12)
+        z = (features - mean) / std
+        centroids = torch.stack([z[labels.cpu() == c].mean(0) for c in range(len(names))])
+        return cls(centroids, mean, std, names)
+
+    def forward(self, images: Tensor) -> Tensor:
+        z = (outline_features(images) - self.mean) / self.std
+        return (-(torch.cdist(z, self.centroids) ** 2)).float().to(images.device)
 
 
 def chroma_share(source: Tensor, edited: Tensor) -> Tensor:

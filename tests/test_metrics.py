@@ -167,17 +167,36 @@ def test_turn_toward_is_signed_and_bounded():
     assert turn_toward(grating(0.0), grating(0.0), 45.0) == pytest.approx(0.0, abs=1e-6)
 
 
-def test_the_fourier_orientation_judge_reads_clean_gratings():
+@pytest.mark.parametrize("kind", ["FourierOrientation", "StructureTensorOrientation"])
+def test_the_model_free_orientation_judges_read_clean_gratings(kind):
+    from morphlib import metrics
     from morphlib.data import LABEL_NAMES, ORIENTATIONS
     from morphlib.data import load as load_data
-    from morphlib.metrics import FourierOrientation
 
     images, labels, _ = load_data("orientation", "test", n=400, seed=0)
-    judge = FourierOrientation(ORIENTATIONS, LABEL_NAMES["orientation"])
+    judge = getattr(metrics, kind)(ORIENTATIONS, LABEL_NAMES["orientation"])
     read = judge(images).argmax(1)
     assert (read == labels).float().mean() >= 0.95
     # it reads the stripes, not the colour: the same grating in grey reads the same
     assert torch.equal(judge(images.mean(1, keepdim=True).expand_as(images)).argmax(1), read)
+
+
+def test_the_outline_judge_reads_clean_shapes_by_their_outline():
+    from morphlib.data import load as load_data
+    from morphlib.metrics import ShapeOutline, figure_mask, outline_features
+
+    train, train_labels, names = load_data("shapes", "train", n=1000, seed=0)
+    judge = ShapeOutline.fit(train, train_labels, names)
+    images, labels, _ = load_data("shapes", "test", n=400, seed=0)
+    assert (judge(images).argmax(1) == labels).float().mean() >= 0.97
+    # a disc on a flat background: the figure is the disc, with almost no 3-, 4- or 5-fold
+    # harmonic (a square has 0.5 of the 4-fold)
+    yy, xx = torch.meshgrid(torch.arange(64.0), torch.arange(64.0), indexing="ij")
+    disc = ((yy - 30) ** 2 + (xx - 34) ** 2 < 15**2).float()
+    image = (0.3 + 0.5 * disc)[None].expand(3, 64, 64)[None]
+    assert torch.equal(figure_mask(image)[0], disc.bool())
+    harmonics, compactness = outline_features(image)[0, :3], outline_features(image)[0, 3]
+    assert harmonics.max() < 0.05 and compactness == pytest.approx(1.0, abs=0.03)
 
 
 def test_chroma_share_is_the_colour_part_of_a_change():

@@ -62,10 +62,24 @@ def test_a_sibling_of_a_driver_is_never_counted():
         StudyConfig("mnist", ("mnist-cnn-robust",), ("mnist-cnn-robust",))
     shown = StudyConfig("mnist", ("mnist-cnn-robust",), ("mnist-judge-knn",), shown=("mnist-cnn",))
     assert "mnist-cnn" not in shown.judges
-    for dataset in ("mnist", "orientation"):
+    for dataset in ("mnist", "orientation", "shapes"):
         config = default_config(dataset)
-        assert len(config.judges) >= (3 if dataset == "mnist" else 1)
-        assert not set(config.judges) & {"mnist-cnn", "orientation-cnn", *config.drivers}
+        assert len(config.judges) >= {"mnist": 3, "orientation": 2, "shapes": 1}[dataset]
+        assert not set(config.judges) & {"mnist-cnn", "orientation-cnn", "shapes-cnn", *config.drivers}
+    with pytest.raises(ValueError, match="same view"):  # the shapes' network judge sees them as drivers do
+        StudyConfig("shapes", ("shapes-cnn-robust",), ("shapes-judge",))
+
+
+def test_a_model_free_judge_reads_its_own_data_set_only():
+    from morphlib.metrics import ShapeOutline, StructureTensorOrientation
+    from morphlib.study.plan import OUTLINE_JUDGE, TENSOR_JUDGE, load_judge
+
+    assert isinstance(load_judge(TENSOR_JUDGE, "orientation"), StructureTensorOrientation)
+    assert isinstance(load_judge(OUTLINE_JUDGE, "shapes"), ShapeOutline)
+    with pytest.raises(ValueError, match="reads the shapes data only"):
+        load_judge(OUTLINE_JUDGE, "mnist")
+    with pytest.raises(ValueError, match="reads the orientation data only"):
+        load_judge(TENSOR_JUDGE, "shapes")
 
 
 def _row(flips: bool, reads: int, chroma: float = 0.0, index: int = 0, setting: str = "s") -> dict:

@@ -21,9 +21,12 @@ measures them all, and a judge added later reads the kept frames without a new w
   among those that flip the driver on at least :data:`GOOD_FLIP_RATE` of them; the next
   ``report`` pairs, with other source images, report that pick.
 * **Model-free measures**: the fade (loss of RMS contrast), the share of the change that is
-  colour (YIQ chroma) and, on the gratings, the model-free Fourier orientation judge
-  (:class:`morphlib.metrics.FourierOrientation`).  The warp-explained energy E of the pick and
-  of pixel edits on the same path and stop is fitted on the report pairs.
+  colour (YIQ chroma), and judges that are not networks where the class is a known factor: on
+  the gratings the orientation of the Fourier energy
+  (:class:`morphlib.metrics.FourierOrientation`) and of the structure tensor
+  (:class:`morphlib.metrics.StructureTensorOrientation`), on the shapes the figure's outline
+  (:class:`morphlib.metrics.ShapeOutline`).  The warp-explained energy E of the pick and of pixel
+  edits on the same path and stop is fitted on the report pairs.
 
 Each walked pair is one line of ``rows.jsonl`` (a rerun skips what is done); its frames are
 kept (8-bit) in ``frames/``, the judges' readings in ``reads_<data set>.jsonl``.
@@ -39,8 +42,10 @@ from .plan import (
     FOURIER_JUDGE,
     GOOD_FLIP_RATE,
     MAX_CHROMA,
+    OUTLINE_JUDGE,
     PAPER_SETTING,
     RULES,
+    TENSOR_JUDGE,
     Setting,
     StudyConfig,
     default_config,
@@ -59,8 +64,10 @@ __all__ = [
     "FOURIER_JUDGE",
     "GOOD_FLIP_RATE",
     "MAX_CHROMA",
+    "OUTLINE_JUDGE",
     "PAPER_SETTING",
     "RULES",
+    "TENSOR_JUDGE",
     "Line",
     "Outcome",
     "Setting",

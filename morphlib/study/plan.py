@@ -14,7 +14,8 @@ from torch import nn
 
 from morphlib.config import AUTO_MAX_RMS, RECOMMENDED, RECOMMENDED_STRENGTH, MorphConfig
 from morphlib.data import LABEL_NAMES, ORIENTATIONS
-from morphlib.metrics import FourierOrientation
+from morphlib.data import load as load_data
+from morphlib.metrics import FourierOrientation, ShapeOutline, StructureTensorOrientation
 from morphlib.stopping import CHOICES
 
 #: The stopping rules compared (:class:`~morphlib.stopping.Goal` specs).
@@ -23,8 +24,17 @@ RULES: tuple[str, ...] = CHOICES
 GOOD_FLIP_RATE = 0.9
 #: Largest median share of the change that may be colour (YIQ chroma) in a pick: no new colour.
 MAX_CHROMA = 0.1
-#: The judge with no weights on the gratings (see :class:`~morphlib.metrics.FourierOrientation`).
+#: Judges that are not networks, by name, with the data set each reads: on the gratings the
+#: orientation holding the most Fourier energy (:class:`~morphlib.metrics.FourierOrientation`) and
+#: the structure tensor's (:class:`~morphlib.metrics.StructureTensorOrientation`), both without
+#: weights; on the shapes the nearest class mean of the figure's outline features
+#: (:class:`~morphlib.metrics.ShapeOutline`, fit on training images).
 FOURIER_JUDGE = "fourier-orientation"
+TENSOR_JUDGE = "structure-tensor"
+OUTLINE_JUDGE = "shape-outline"
+MODEL_FREE_JUDGES = {FOURIER_JUDGE: "orientation", TENSOR_JUDGE: "orientation", OUTLINE_JUDGE: "shapes"}
+#: Training images the outline judge's class means are fit on.
+OUTLINE_FIT_IMAGES = 2000
 EXAMPLES = 6  # report pairs shown in the grids
 SPLITS = ("select", "report")
 PI = math.pi
@@ -122,16 +132,17 @@ class StudyConfig:
 
 
 def relation(driver: str, judge: str) -> str:
-    """What ``judge`` is to ``driver`` (:func:`morphlib.zoo.judges.relation`); the Fourier judge, which
-    has no weights and no training, is independent of every driver."""
+    """What ``judge`` is to ``driver`` (:func:`morphlib.zoo.judges.relation`); a judge that is not a
+    network (:data:`MODEL_FREE_JUDGES`) shares neither architecture nor view with any driver: it
+    is independent of every one."""
     from morphlib.zoo.judges import relation as zoo_relation
 
-    return "independent" if judge == FOURIER_JUDGE else zoo_relation(driver, judge)
+    return "independent" if judge in MODEL_FREE_JUDGES else zoo_relation(driver, judge)
 
 
 #: Drivers and judges per data set: the first driver is the app's; judges are counted, ``shown`` not
-#: (which may be counted is :mod:`morphlib.zoo.judges`'s rule).  The shapes data have no study: their
-#: one bundled judge sees the data as the drivers do, and no model-free shape measure reads them.
+#: (which may be counted is :mod:`morphlib.zoo.judges`'s rule).  The shapes' one bundled judge sees
+#: the data as the drivers do, so only the outline judge counts there.
 DEFAULT_MODELS: dict[str, dict[str, tuple[str, ...]]] = {
     "mnist": {
         "drivers": ("mnist-cnn-robust-eps3", "mnist-cnn-robust"),
@@ -140,8 +151,13 @@ DEFAULT_MODELS: dict[str, dict[str, tuple[str, ...]]] = {
     },
     "orientation": {
         "drivers": ("orientation-cnn-robust-eps2", "orientation-cnn-robust"),
-        "judges": (FOURIER_JUDGE,),
+        "judges": (FOURIER_JUDGE, TENSOR_JUDGE),
         "shown": ("orientation-judge", "orientation-cnn"),
+    },
+    "shapes": {
+        "drivers": ("shapes-cnn-robust-eps2", "shapes-cnn-robust"),
+        "judges": (OUTLINE_JUDGE,),
+        "shown": ("shapes-judge", "shapes-cnn"),
     },
 }
 
@@ -154,10 +170,14 @@ def default_config(dataset: str, **overrides) -> StudyConfig:
 
 
 def load_judge(name: str, dataset: str) -> nn.Module:
-    if name == FOURIER_JUDGE:
-        if dataset != "orientation":
-            raise ValueError(f"the {FOURIER_JUDGE} judge reads the orientation data only")
-        return FourierOrientation(ORIENTATIONS, LABEL_NAMES["orientation"])
+    if name in MODEL_FREE_JUDGES:
+        if dataset != MODEL_FREE_JUDGES[name]:
+            raise ValueError(f"the {name} judge reads the {MODEL_FREE_JUDGES[name]} data only")
+        if name == OUTLINE_JUDGE:
+            images, labels, names = load_data("shapes", "train", n=OUTLINE_FIT_IMAGES, seed=0)
+            return ShapeOutline.fit(images, labels, names)
+        kind = FourierOrientation if name == FOURIER_JUDGE else StructureTensorOrientation
+        return kind(ORIENTATIONS, LABEL_NAMES["orientation"])
     from morphlib.zoo import load
 
     return load(name)
