@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -24,17 +25,32 @@ RULES: tuple[str, ...] = CHOICES
 GOOD_FLIP_RATE = 0.9
 #: Largest median share of the change that may be colour (YIQ chroma) in a pick: no new colour.
 MAX_CHROMA = 0.1
-#: Judges that are not networks, by name, with the data set each reads: on the gratings the
-#: orientation holding the most Fourier energy (:class:`~morphlib.metrics.FourierOrientation`) and
-#: the structure tensor's (:class:`~morphlib.metrics.StructureTensorOrientation`), both without
-#: weights; on the shapes the nearest class mean of the figure's outline features
-#: (:class:`~morphlib.metrics.ShapeOutline`, fit on training images).
 FOURIER_JUDGE = "fourier-orientation"
 TENSOR_JUDGE = "structure-tensor"
 OUTLINE_JUDGE = "shape-outline"
-MODEL_FREE_JUDGES = {FOURIER_JUDGE: "orientation", TENSOR_JUDGE: "orientation", OUTLINE_JUDGE: "shapes"}
 #: Training images the outline judge's class means are fit on.
 OUTLINE_FIT_IMAGES = 2000
+
+
+_GRATINGS = (ORIENTATIONS, LABEL_NAMES["orientation"])  # an orientation judge's classes: degrees, names
+
+
+def _outline_judge() -> nn.Module:
+    images, labels, names = load_data("shapes", "train", n=OUTLINE_FIT_IMAGES, seed=0)
+    return ShapeOutline.fit(images, labels, names)
+
+
+#: Judges that are not networks, by name: the data set each reads and how it is made.  On the
+#: gratings the orientation holding the most Fourier energy
+#: (:class:`~morphlib.metrics.FourierOrientation`) and the structure tensor's
+#: (:class:`~morphlib.metrics.StructureTensorOrientation`), both without weights; on the shapes the
+#: nearest class mean of the figure's outline features (:class:`~morphlib.metrics.ShapeOutline`,
+#: fit on training images).
+MODEL_FREE_JUDGES: dict[str, tuple[str, Callable[[], nn.Module]]] = {
+    FOURIER_JUDGE: ("orientation", partial(FourierOrientation, *_GRATINGS)),
+    TENSOR_JUDGE: ("orientation", partial(StructureTensorOrientation, *_GRATINGS)),
+    OUTLINE_JUDGE: ("shapes", _outline_judge),
+}
 EXAMPLES = 6  # report pairs shown in the grids
 SPLITS = ("select", "report")
 PI = math.pi
@@ -171,13 +187,10 @@ def default_config(dataset: str, **overrides) -> StudyConfig:
 
 def load_judge(name: str, dataset: str) -> nn.Module:
     if name in MODEL_FREE_JUDGES:
-        if dataset != MODEL_FREE_JUDGES[name]:
-            raise ValueError(f"the {name} judge reads the {MODEL_FREE_JUDGES[name]} data only")
-        if name == OUTLINE_JUDGE:
-            images, labels, names = load_data("shapes", "train", n=OUTLINE_FIT_IMAGES, seed=0)
-            return ShapeOutline.fit(images, labels, names)
-        kind = FourierOrientation if name == FOURIER_JUDGE else StructureTensorOrientation
-        return kind(ORIENTATIONS, LABEL_NAMES["orientation"])
+        reads, make = MODEL_FREE_JUDGES[name]
+        if dataset != reads:
+            raise ValueError(f"the {name} judge reads the {reads} data only")
+        return make()
     from morphlib.zoo import load
 
     return load(name)
